@@ -1,0 +1,30 @@
+"""Domains: one task of the paper each (data, model family, metric). See `domains.protocol`.
+
+The registry is an explicit dict: adding a domain means adding a line here.
+"""
+
+from __future__ import annotations
+
+from domains.lm import LanguageModelDomain
+from domains.protocol import DataError, Domain, Scale, TrainSettings, TrialResult, TrialSpec
+from domains.toy import ToyDomain
+
+REGISTRY: dict[str, Domain] = {
+    "lm": LanguageModelDomain(),
+    "toy": ToyDomain(),
+}
+
+
+def get(name: str) -> Domain:
+    """The domain called ``name``; an unknown name is a ValueError listing the known ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown domain {name!r}; known domains: {', '.join(sorted(REGISTRY))}") from None
+
+
+def default_unit(domain: Domain) -> str:
+    return domain.units[0]
+
+
+__all__ = ["REGISTRY", "get", "default_unit", "Domain", "DataError", "Scale", "TrainSettings", "TrialResult", "TrialSpec"]

@@ -1,0 +1,60 @@
+"""Helpers every domain's ``train`` shares: seeding, threads, the loop call, the result record."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+
+from domains import loop
+from domains.protocol import LogFn, TrialResult, TrialSpec
+
+
+def set_threads(n_threads: int | None = None) -> int:
+    """Use the machine's cores (or ``SCAL_THREADS``); determinism holds for a fixed thread count."""
+    n = n_threads or int(os.environ.get("SCAL_THREADS", "0")) or (os.cpu_count() or 1)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def train_trial(
+    spec: TrialSpec,
+    build: Callable[[], tuple[torch.nn.Module, loop.Task]],
+    n_params: int,
+    log: LogFn,
+    device: str,
+) -> tuple[TrialResult, torch.nn.Module]:
+    """Seed, build the model and task, run the shared loop, and package a `TrialResult`.
+
+    Any exception inside training becomes status ``failed`` with the reason, so one broken
+    trial does not end a study.
+    """
+    set_threads()
+    device = loop.resolve_device(device)
+    gen = loop.seed_everything(spec.seed)
+    model, task = build()
+    try:
+        res = loop.run(model, task, spec.train, spec.lr, gen, log, device=device)
+    except (RuntimeError, ValueError, MemoryError) as exc:
+        nan = float("nan")
+        return TrialResult(spec, n_params, nan, nan, nan, 0, nan, 0, 0.0, 0.0, "failed", repr(exc)[:500]), model
+    model.to("cpu").eval()
+    return (
+        TrialResult(
+            spec=spec,
+            n_params=n_params,
+            min_val_error=res.min_val_error,
+            min_val_loss=res.min_val_loss,
+            best_epoch=res.best_epoch,
+            best_step=res.best_step,
+            final_train_loss=res.final_train_loss,
+            steps=res.steps,
+            epochs=res.epochs,
+            wall_time_s=res.wall_time_s,
+            status=res.status,
+            reason=res.reason,
+        ),
+        model,
+    )

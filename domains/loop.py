@@ -1,0 +1,175 @@
+"""The one training loop every domain uses.
+
+AdamW with linear warm-up then cosine decay to 10% of the peak learning rate over ``max_steps``;
+validation after every *round* (at least one pass over the subset and at least
+``min_round_steps`` steps); early stopping when the validation loss has not improved for
+``patience`` rounds; the weights at the minimum validation loss are restored at the end (that
+is the model the paper's "minimum validation error" refers to, and what the registry gets).
+
+A NaN or infinite loss stops the run with status ``diverged`` instead of raising. On CUDA the
+forward pass runs under bf16 autocast. The loop never imports mlflow: it reports through
+``log(metrics, step)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import torch
+
+from domains.protocol import LogFn, TrainSettings
+
+log_ = logging.getLogger(__name__)
+
+
+class Task(Protocol):
+    """What the loop needs from a domain for one trial."""
+
+    def epoch_steps(self, batch_size: int) -> float:
+        """Optimizer steps in one pass over the training subset."""
+        ...
+
+    def sample_batch(self, gen: torch.Generator, batch_size: int, device: str) -> Any: ...
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        """Mean training loss of the batch (the same units as the validation loss)."""
+        ...
+
+    def evaluate(self, model: torch.nn.Module, device: str) -> tuple[float, float]:
+        """(validation loss, validation error in the metric's units), model in eval mode."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    min_val_error: float
+    min_val_loss: float
+    best_epoch: float
+    best_step: int
+    final_train_loss: float
+    steps: int
+    epochs: float
+    wall_time_s: float
+    status: str
+    reason: str = ""
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` picks cuda when present; asking for cuda without one is an error, not a fallback."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global RNG (weight init, dropout) and return a generator for batch sampling."""
+    torch.manual_seed(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed + 1_000_003)
+    return gen
+
+
+def lr_at(step: int, peak_lr: float, settings: TrainSettings) -> float:
+    """Linear warm-up to ``peak_lr`` over ``warmup_steps``, then cosine to 0.1 * peak at ``max_steps``."""
+    if step < settings.warmup_steps:
+        return peak_lr * (step + 1) / settings.warmup_steps
+    span = max(1, settings.max_steps - settings.warmup_steps)
+    progress = min(1.0, (step - settings.warmup_steps) / span)
+    return peak_lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def run(
+    model: torch.nn.Module,
+    task: Task,
+    settings: TrainSettings,
+    peak_lr: float,
+    gen: torch.Generator,
+    log: LogFn,
+    device: str = "cpu",
+    on_step: Callable[[int], None] | None = None,
+) -> LoopResult:
+    """Train ``model`` on ``task``; return the minimum validation error and where it occurred."""
+    t0 = time.perf_counter()
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=settings.weight_decay)
+    epoch_steps = max(task.epoch_steps(settings.batch_size), 1e-9)
+    round_steps = max(settings.min_round_steps, math.ceil(epoch_steps))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
+
+    best = dict(loss=math.inf, error=math.inf, step=0)
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_rounds, step, train_loss = 0, 0, math.nan
+    status, reason = "ok", ""
+
+    for round_i in range(settings.max_rounds):
+        model.train()
+        loss_sum, n = 0.0, 0
+        for _ in range(round_steps):
+            if step >= settings.max_steps:
+                break
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, peak_lr, settings)
+            batch = task.sample_batch(gen, settings.batch_size, device)
+            with autocast:
+                loss = task.loss(model, batch)
+            if not torch.isfinite(loss):
+                status, reason = "diverged", f"non-finite training loss at step {step}"
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            opt.step()
+            step += 1
+            loss_sum += loss.item()
+            n += 1
+            if on_step is not None:
+                on_step(step)
+        if status != "ok":
+            break
+        if n:
+            train_loss = loss_sum / n
+        val_loss, val_error = task.evaluate(model, device)
+        if not (math.isfinite(val_loss) and math.isfinite(val_error)):
+            status, reason = "diverged", f"non-finite validation loss after step {step}"
+            break
+        log(
+            {"train_loss": train_loss, "val_loss": val_loss, "val_error": val_error,
+             "epoch": step / epoch_steps, "lr": lr_at(max(step - 1, 0), peak_lr, settings)},
+            step,
+        )
+        if val_loss < best["loss"]:
+            best = dict(loss=val_loss, error=val_error, step=step)
+            best_state = copy.deepcopy(model.state_dict())
+            bad_rounds = 0
+        else:
+            bad_rounds += 1
+        if bad_rounds >= settings.patience or step >= settings.max_steps:
+            break
+        log_.debug("round %d step %d val_loss %.4f", round_i, step, val_loss)
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return LoopResult(
+        min_val_error=float(best["error"]),
+        min_val_loss=float(best["loss"]),
+        best_epoch=best["step"] / epoch_steps,
+        best_step=int(best["step"]),
+        final_train_loss=float(train_loss),
+        steps=step,
+        epochs=step / epoch_steps,
+        wall_time_s=time.perf_counter() - t0,
+        status=status,
+        reason=reason,
+    )
+

@@ -1,0 +1,188 @@
+"""The contract every scal domain fulfils, and the value types that cross it.
+
+A *domain* is one task of Hestness et al. (2017): its data, its model family with explicit size
+knobs, its metric, and its "best guess" error (the level of the small-data region). The search
+(`search/`) and the MLflow glue (`scal/`) only talk to domains through `Domain`; domains never
+import mlflow or ray, they report through a ``log(metrics, step)`` callback.
+
+How each domain of the paper maps onto the protocol
+----------------------------------------------------
+=================  ==================  ==========================  ======================  ===================
+domain / unit      subset size unit    metric (fitted)             best-guess error        size knobs
+=================  ==================  ==========================  ======================  ===================
+lm, unit=char      characters          bits per character          unigram entropy (bits)  width, layers (LSTM)
+lm, unit=word      word tokens         cross-entropy/word (nats)   unigram entropy (nats)  width, layers (LSTM)
+nmt                target tokens       cross-entropy/target token  target unigram entropy  width, layers (LSTM
+                                                                                           enc-dec + attention)
+image              images              top-1 error                 1 - 1/classes           width, depth (ResNet)
+speech (CTC/attn)  utterances or       character error rate        1.0 (empty transcript)  width, layers (conv +
+                   seconds of audio                                                         BiGRU / enc-dec)
+toy                examples            validation MSE              variance of targets     width, layers (MLP)
+=================  ==================  ==========================  ======================  ===================
+
+Every domain exposes its training data as a pool of *chunks* (text windows, sentence pairs,
+images, utterances) with a size in units each; a `SubsetPlan` takes nested prefixes of one
+seeded permutation of that pool. Validation data never enters the pool.
+
+Growth of the model follows one knob (``Domain.grow_knob``, the width in every family here);
+the others are searched on a grid around the interpolated centre.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+import torch
+
+LogFn = Callable[[Mapping[str, float], int], None]
+"""``log(metrics, step)``: how a trainer reports per-round metrics without importing mlflow."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings shared by every domain (the nuisance hyperparameters except lr).
+
+    A *round* is at least one pass over the training subset and at least ``min_round_steps``
+    optimizer steps; validation runs after every round and early stopping counts rounds.
+    """
+
+    batch_size: int = 32
+    max_steps: int = 2000
+    max_rounds: int = 50
+    min_round_steps: int = 20
+    patience: int = 3
+    weight_decay: float = 0.0
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A domain's literal numbers for one named budget (smoke / quick / full).
+
+    ``min_subset`` is the smallest training subset in the domain's unit; the search doubles it.
+    ``min_width`` / ``max_width`` bound the growth knob in the overfitting search; ``size`` is the
+    default value of every size knob; ``lr`` the default peak learning rate.
+    """
+
+    min_subset: int
+    n_subsets: int
+    train: TrainSettings
+    size: Mapping[str, int]
+    lr: float
+    min_width: int
+    max_width: int
+    max_val_units: int | None = None
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything that determines one training run; ``trial_hash`` identifies finished work."""
+
+    domain: str
+    unit: str
+    subset_size: int
+    size: Mapping[str, int]
+    lr: float
+    seed: int
+    budget: str
+    train: TrainSettings = field(default_factory=TrainSettings)
+    data_seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["size"] = dict(sorted(self.size.items()))
+        return d
+
+    def trial_hash(self) -> str:
+        """First 16 hex digits of sha256 over the canonical JSON of the spec."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one training run produced. ``status`` is ok, diverged or failed (then ``reason``)."""
+
+    spec: TrialSpec
+    n_params: int
+    min_val_error: float
+    min_val_loss: float
+    best_epoch: float
+    best_step: int
+    final_train_loss: float
+    steps: int
+    epochs: float
+    wall_time_s: float
+    status: str = "ok"
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """The fitted metric of a domain/unit: its name (an MLflow metric key) and what it measures."""
+
+    name: str
+    description: str
+    lower_is_better: bool = True
+
+
+class DataError(ValueError):
+    """Missing, unreadable or too-small data; the CLI prints it as one line."""
+
+
+@runtime_checkable
+class DomainData(Protocol):
+    """A loaded dataset: the training pool as chunks, and the held-out validation data."""
+
+    unit: str
+
+    def chunk_sizes(self) -> "list[int] | Any":
+        """Units in each training chunk (a 1-D integer array), in pool order."""
+        ...
+
+    def best_guess_error(self) -> float:
+        """Error of the best data-free guess (unigram, majority class, ...): the small-data level."""
+        ...
+
+
+@runtime_checkable
+class Domain(Protocol):
+    """One task of the paper. Implementations are plain classes listed in ``domains.REGISTRY``."""
+
+    name: str
+    units: tuple[str, ...]
+    size_knobs: tuple[str, ...]
+    grow_knob: str
+
+    def metric(self, unit: str) -> MetricInfo: ...
+
+    def scale(self, budget: str, unit: str) -> Scale: ...
+
+    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None) -> DomainData: ...
+
+    def build_model(self, size: Mapping[str, int], data: DomainData) -> torch.nn.Module: ...
+
+    def count_params(self, size: Mapping[str, int], data: DomainData) -> int:
+        """Exact parameter count from the size knobs (a formula, checked against the module)."""
+        ...
+
+    def train(
+        self,
+        spec: TrialSpec,
+        data: DomainData,
+        chunk_ids: Any,
+        log: LogFn,
+        device: str = "cpu",
+    ) -> tuple[TrialResult, torch.nn.Module]: ...
+
+    def evaluate(self, model: torch.nn.Module, data: DomainData, device: str = "cpu") -> tuple[float, float]:
+        """(validation loss in training-loss units, validation error in the metric's units)."""
+        ...

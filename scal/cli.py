@@ -1,0 +1,254 @@
+"""The ``scal`` command line. Every command calls the same library functions as MLproject and tests.
+
+    scal study [--domain lm] [--unit char] [--budget quick] [--json]   the whole pipeline
+    scal search-size --domain lm [--subset-size N]                    smallest overfitting model
+    scal train --domain lm --subset-size N --width W                  one trial
+    scal analyze [--run-id ID | --experiment NAME]                    fit an existing study
+    scal domains                                                      list domains, units, metrics
+    scal ui                                                           MLflow UI on 127.0.0.1
+
+Bad input ends with one line ``error: ...`` on stderr and exit code 2. With ``--json`` stdout holds
+exactly one JSON object; everything else (progress, tables, MLflow's chatter) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Measure and predict deep-learning scaling (Hestness et al. 2017), tracked in MLflow.")
+
+BUDGET_HELP = "smoke (tests, seconds), quick (default, minutes), full (real studies, hours)"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname).1s %(name)s: %(message)s", force=True)
+    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "PIL", "git"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # scal logs pickled models on purpose (they reload as the domain's nn.Module class).
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _guarded(as_json: bool):
+    """One-line errors for bad input; stdout kept clean for the JSON object."""
+    target = sys.stderr if as_json else sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            yield target
+    except (ValueError, LookupError, FileNotFoundError) as exc:  # DataError, FitError, StudyNotFound among them
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def _emit(obj: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(_jsonable(obj)) + "\n")
+        sys.stdout.flush()
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if hasattr(x, "item"):
+        return _jsonable(x.item())
+    return x
+
+
+@app.command()
+def study(
+    domain: str = typer.Option("lm", help="domain name (see `scal domains`)"),
+    unit: Optional[str] = typer.Option(None, help="subset-size unit; default: the domain's first (lm: char)"),
+    budget: str = typer.Option("quick", help=BUDGET_HELP),
+    data: Optional[str] = typer.Option(None, help="your own data (lm: a .txt file or a folder of .txt files)"),
+    experiment: Optional[str] = typer.Option(None, help="MLflow experiment (study) name; default scal-<domain>-<unit>"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db"),
+    seed: int = typer.Option(0, help="seed of the subset permutation and of the trials"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    k_configs: Optional[int] = typer.Option(None, help="configurations per subset (Monte Carlo grid); default from budget"),
+    n_seeds: Optional[int] = typer.Option(None, help="seeds per configuration; default from budget"),
+    n_subsets: Optional[int] = typer.Option(None, help="number of doubling subsets; default from budget"),
+    min_subset: Optional[int] = typer.Option(None, help="smallest subset in the domain's unit; default from budget"),
+    max_steps: Optional[int] = typer.Option(None, help="optimizer steps cap per trial; default from budget"),
+    overfit_ratio: Optional[float] = typer.Option(None, help="overfits when final train loss < ratio * best val loss (0.9)"),
+    register: bool = typer.Option(True, help="register each subset's best-fit model in the model registry"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run a whole scaling study: subsets, model-size search, MLflow, registry, fits."""
+    _setup_logging(verbose)
+    from scal.study import StudyConfig, run_study
+
+    cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, experiment=experiment,
+                      tracking_uri=tracking_uri, seed=seed, device=device, k_configs=k_configs, n_seeds=n_seeds,
+                      n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps, overfit_ratio=overfit_ratio,
+                      register=register)
+    with _guarded(as_json) as out:
+        summary = run_study(cfg)
+        print(_human_summary(summary), file=out)
+    _emit({k: v for k, v in summary.items() if k != "table"}, as_json)
+
+
+def _human_summary(s: dict[str, Any]) -> str:
+    lo, hi = s["beta_g_interval"]
+    plo, phi = s["beta_p_interval"]
+    return (
+        f"\n{s['table']}\n\n"
+        f"learning curve  eps(m) = {s['alpha']:.4g} * m^{s['beta_g']:.3f} + {s['gamma']:.4g}   "
+        f"beta_g 95% [{lo:.3f}, {hi:.3f}]\n"
+        f"model size      s(m)   = {s['sigma']:.4g} * m^{s['beta_p']:.3f}   beta_p 95% [{plo:.3f}, {phi:.3f}]"
+        f"{'  (sublinear)' if s['sublinear'] else ''}\n"
+        f"MLflow: experiment {s['experiment_id']}, parent run {s['parent_run_id']} in {s['tracking_uri']}\n"
+        f"open it with: scal ui --tracking-uri {s['tracking_uri']}"
+    )
+
+
+@app.command()
+def analyze(
+    run_id: Optional[str] = typer.Option(None, help="the study's parent run id"),
+    experiment: Optional[str] = typer.Option(None, help="study (experiment) name: its newest study run"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store"),
+    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    out_dir: Optional[str] = typer.Option(None, help="also write the plots and tables here"),
+    as_json: bool = typer.Option(False, "--json"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Fit an existing study's learning and model-size curves, reading its runs from MLflow."""
+    _setup_logging(verbose)
+    with _guarded(as_json) as out:
+        from analysis.reader import latest_study
+        from scal.analyze import analyze_study
+        from scal.tracking import StudyTracker, resolve_tracking_uri
+
+        uri = resolve_tracking_uri(tracking_uri)
+        if not run_id and not experiment:
+            raise ValueError("give --run-id or --experiment")
+        run_id = run_id or latest_study(uri, experiment)
+        tracker = StudyTracker.for_run(run_id, uri)
+        params = tracker.client.get_run(run_id).data.params
+        summary = analyze_study(tracker, run_id, params.get("study.metric", "error"),
+                                float(params.get("study.best_guess_error", "nan")), n_boot=n_boot, out_dir=out_dir)
+        summary.update(experiment_id=tracker.experiment_id, parent_run_id=run_id, tracking_uri=uri)
+        print(_human_summary(summary), file=out)
+    _emit({k: v for k, v in summary.items() if k != "table"}, as_json)
+
+
+@app.command("search-size")
+def search_size(
+    domain: str = typer.Option("lm"),
+    unit: Optional[str] = typer.Option(None),
+    budget: str = typer.Option("quick", help=BUDGET_HELP),
+    subset_size: Optional[int] = typer.Option(None, help="one subset size; default: every subset of the plan"),
+    data: Optional[str] = typer.Option(None),
+    experiment: Optional[str] = typer.Option(None, help="default scal-<domain>-<unit>-search-size"),
+    tracking_uri: Optional[str] = typer.Option(None),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto"),
+    overfit_ratio: Optional[float] = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Find the smallest model that overfits each subset (geometric growth, then bisection)."""
+    _setup_logging(verbose)
+    from scal.sizes import search_sizes
+    from scal.study import StudyConfig
+
+    cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, experiment=experiment,
+                      tracking_uri=tracking_uri, seed=seed, device=device, overfit_ratio=overfit_ratio)
+    with _guarded(as_json) as out:
+        result = search_sizes(cfg, subset_size)
+        rows = [f"{'m':>10} {'width':>6} {'n_params':>10} {'overfits':>8}  probes"]
+        for r in result["subsets"]:
+            rows.append(f"{r['size']:>10,} {r['width']:>6} {r['n_params']:>10,} {str(r['reached']):>8}  "
+                        + " ".join(str(p["width"]) for p in r["probes"]))
+        print("\n".join(rows), file=out)
+    _emit(result, as_json)
+
+
+@app.command()
+def train(
+    domain: str = typer.Option("lm"),
+    unit: Optional[str] = typer.Option(None),
+    budget: str = typer.Option("quick", help="takes the budget's step limits and default knobs"),
+    subset_size: Optional[int] = typer.Option(None, help="training subset size; default: the budget's smallest"),
+    width: Optional[int] = typer.Option(None),
+    layers: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    seed: int = typer.Option(0),
+    max_steps: Optional[int] = typer.Option(None),
+    data: Optional[str] = typer.Option(None),
+    experiment: Optional[str] = typer.Option(None, help="default scal-<domain>-<unit>-trials"),
+    tracking_uri: Optional[str] = typer.Option(None),
+    device: str = typer.Option("auto"),
+    as_json: bool = typer.Option(False, "--json"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train one trial and log it to MLflow."""
+    _setup_logging(verbose)
+    from scal.sizes import train_one
+    from scal.study import StudyConfig
+
+    cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, experiment=experiment,
+                      tracking_uri=tracking_uri, seed=seed, device=device, max_steps=max_steps)
+    with _guarded(as_json) as out:
+        result = train_one(cfg, subset_size, {"width": width, "layers": layers}, lr)
+        print(" ".join(f"{k}={v}" for k, v in result.items()), file=out)
+    _emit(result, as_json)
+
+
+@app.command("domains")
+def list_domains(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the domains with their units and metrics."""
+    import domains as registry
+
+    rows = []
+    for name, dom in registry.REGISTRY.items():
+        for unit in dom.units:
+            m = dom.metric(unit)
+            rows.append({"domain": name, "unit": unit, "metric": m.name, "description": m.description,
+                         "size_knobs": list(dom.size_knobs)})
+    if as_json:
+        _emit({"domains": rows}, True)
+        return
+    for r in rows:
+        typer.echo(f"{r['domain']:<6} {r['unit']:<9} {r['metric']:<14} {r['description']}  knobs: {', '.join(r['size_knobs'])}")
+
+
+@app.command()
+def ui(
+    tracking_uri: Optional[str] = typer.Option(None),
+    port: int = typer.Option(5000),
+) -> None:
+    """Start the MLflow UI on the store, bound to 127.0.0.1."""
+    from scal.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    typer.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port}  (Ctrl-C stops it)", err=True)
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                               "--host", "127.0.0.1", "--port", str(port)])
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":
+    app()

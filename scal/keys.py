@@ -1,0 +1,57 @@
+"""Every MLflow param, metric and tag name scal writes, in one place.
+
+The analysis reader filters on these names; changing one here changes it everywhere.
+"""
+
+# --- tags -------------------------------------------------------------------------------------
+ROLE = "scal.role"                 # "study" (parent), "grid" or "overfit_probe" (child trials)
+STATUS = "scal.status"             # ok | diverged | failed
+REASON = "scal.reason"
+TRIAL_HASH = "scal.trial_hash"
+STUDY = "scal.study"               # study name (the experiment name)
+PARENT = "mlflow.parentRunId"      # MLflow's own nesting tag
+RUN_NAME = "mlflow.runName"
+
+ROLE_STUDY = "study"
+ROLE_GRID = "grid"
+ROLE_PROBE = "overfit_probe"
+
+# --- trial params -----------------------------------------------------------------------------
+P_DOMAIN = "domain"
+P_UNIT = "unit"
+P_SUBSET_SIZE = "subset_size"
+P_N_PARAMS = "n_params"
+P_LR = "lr"
+P_SEED = "seed"
+P_BUDGET = "budget"
+P_SIZE_PREFIX = "size."            # size knobs: size.width, size.layers, ...
+P_TRAIN_PREFIX = "train."          # TrainSettings fields
+
+# --- trial metrics ----------------------------------------------------------------------------
+M_TRAIN_LOSS = "train_loss"        # per round, step = optimizer step
+M_VAL_LOSS = "val_loss"
+M_VAL_ERROR = "val_error"
+M_MIN_VAL_ERROR = "min_val_error"  # the trial's score (best, not last)
+M_MIN_VAL_LOSS = "min_val_loss"
+M_BEST_EPOCH = "best_epoch"
+M_FINAL_TRAIN_LOSS = "final_train_loss"
+M_WALL_TIME_S = "wall_time_s"
+M_STEPS = "steps"
+
+# --- study (parent run) metrics: step = subset size m, so MLflow's chart is the curve ---------
+M_BEST_VAL_ERROR = "best_val_error"        # learning curve eps(m)
+M_BEST_N_PARAMS = "best_n_params"          # model-size curve s(m)
+M_BETA_G = "beta_g"
+M_BETA_P = "beta_p"
+M_ALPHA = "alpha"
+M_GAMMA = "gamma"
+M_SIGMA = "sigma"
+
+# --- registry tags ----------------------------------------------------------------------------
+R_SUBSET_SIZE = "subset_size"
+R_N_PARAMS = "n_params"
+R_VAL_ERROR = "val_error"
+R_METRIC = "metric"
+R_TRIAL_HASH = "trial_hash"
+R_STUDY_RUN = "study_run_id"
+ALIAS_LARGEST = "largest"          # alias of the largest subset's best fit

@@ -1,0 +1,167 @@
+"""MLflow tracking for a study: the experiment, the parent run, a child run per trial.
+
+Layout in the store (names in `scal.keys`):
+
+- one experiment per study name;
+- a parent run per study (tag ``scal.role=study``) holding the subset plan, the search settings,
+  the learning curve ``best_val_error`` and model-size curve ``best_n_params`` as metrics whose
+  *step is the subset size m*, the fits (JSON) and plots;
+- a child run per trial (``mlflow.parentRunId`` = the parent) with params (domain, unit,
+  subset size, size knobs, n_params, lr, seed, budget), per-round metrics, the minimum
+  validation error and status tags.
+
+Everything goes through `MlflowClient.log_batch` (one call per trial instead of hundreds).
+Under ``mlflow run`` the entry point's run (``MLFLOW_RUN_ID``) becomes the parent run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from domains.protocol import TrialResult, TrialSpec
+from scal import keys
+
+log = logging.getLogger(__name__)
+
+_MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limits
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """``--tracking-uri`` > ``MLFLOW_TRACKING_URI`` > ``sqlite:///<cwd>/mlflow.db``."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def log_batch(client: MlflowClient, run_id: str, metrics: Iterable[Metric] = (), params: Mapping[str, Any] | None = None,
+              tags: Mapping[str, Any] | None = None) -> None:
+    """``log_batch`` in chunks that respect MLflow's per-call limits."""
+    metrics = list(metrics)
+    params_l = [Param(k, str(v)) for k, v in (params or {}).items()]
+    tags_l = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    while metrics or params_l or tags_l:
+        client.log_batch(run_id, metrics=metrics[:_MAX_METRICS], params=params_l[:_MAX_PARAMS], tags=tags_l[:_MAX_TAGS])
+        metrics, params_l, tags_l = metrics[_MAX_METRICS:], params_l[_MAX_PARAMS:], tags_l[_MAX_TAGS:]
+
+
+def trial_params(spec: TrialSpec, n_params: int | None = None) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        keys.P_DOMAIN: spec.domain,
+        keys.P_UNIT: spec.unit,
+        keys.P_SUBSET_SIZE: spec.subset_size,
+        keys.P_LR: f"{spec.lr:.6g}",
+        keys.P_SEED: spec.seed,
+        keys.P_BUDGET: spec.budget,
+        "data_seed": spec.data_seed,
+    }
+    if n_params is not None:
+        p[keys.P_N_PARAMS] = n_params
+    for k, v in sorted(spec.size.items()):
+        p[keys.P_SIZE_PREFIX + k] = v
+    for k, v in spec.to_dict()["train"].items():
+        p[keys.P_TRAIN_PREFIX + k] = v
+    return p
+
+
+class StudyTracker:
+    """Owns one study's experiment and parent run; logs trials as child runs."""
+
+    def __init__(self, study: str, tracking_uri: str | None = None, attach_run_id: str | None = None):
+        self.uri = resolve_tracking_uri(tracking_uri)
+        self.client = MlflowClient(self.uri, self.uri)
+        self.study = study
+        # Under `mlflow run`, the entry point's run (MLFLOW_RUN_ID) is the study's parent run.
+        attached = attach_run_id or os.environ.get("MLFLOW_RUN_ID")
+        if attached:
+            run = self.client.get_run(attached)
+            self.experiment_id = run.info.experiment_id
+            self.parent_run_id: str | None = attached
+            self.owns_parent = False
+        else:
+            exp = self.client.get_experiment_by_name(study)
+            self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(study)
+            self.parent_run_id = None
+            self.owns_parent = True
+
+    @classmethod
+    def for_run(cls, run_id: str, tracking_uri: str | None = None) -> "StudyTracker":
+        """A tracker on an existing study run (for `scal analyze`)."""
+        uri = resolve_tracking_uri(tracking_uri)
+        client = MlflowClient(uri, uri)
+        try:
+            run = client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            raise LookupError(f"no run {run_id!r} in {uri}") from None
+        study = run.data.tags.get(keys.STUDY, client.get_experiment(run.info.experiment_id).name)
+        return cls(study, uri, attach_run_id=run_id)
+
+    def start(self, params: Mapping[str, Any], run_name: str) -> str:
+        tags = {keys.ROLE: keys.ROLE_STUDY, keys.STUDY: self.study}
+        if self.parent_run_id is None:
+            run = self.client.create_run(self.experiment_id, tags={keys.RUN_NAME: run_name}, run_name=run_name)
+            self.parent_run_id = run.info.run_id
+        log_batch(self.client, self.parent_run_id, params=params, tags=tags)
+        return self.parent_run_id
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self.owns_parent and self.parent_run_id:
+            self.client.set_terminated(self.parent_run_id, status)
+
+    def log_trial(self, spec: TrialSpec, result: TrialResult, history: list[tuple[Mapping[str, float], int]],
+                  role: str, extra_tags: Mapping[str, Any] | None = None) -> str:
+        """One child run per trial, written in a few batched calls, then terminated."""
+        name = f"m{spec.subset_size}-" + "-".join(f"{k}{v}" for k, v in sorted(spec.size.items())) + f"-lr{spec.lr:.2g}-s{spec.seed}"
+        tags = {
+            keys.ROLE: role, keys.STATUS: result.status,
+            keys.TRIAL_HASH: spec.trial_hash(), keys.STUDY: self.study, keys.RUN_NAME: name,
+        }
+        if self.parent_run_id:
+            tags[keys.PARENT] = self.parent_run_id
+        if result.reason:
+            tags[keys.REASON] = result.reason[:4000]
+        tags.update(extra_tags or {})
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
+        run_id = run.info.run_id
+        ts = _now_ms()
+        metrics = [Metric(k, float(v), ts, step) for values, step in history for k, v in values.items()]
+        summary = {
+            keys.M_MIN_VAL_ERROR: result.min_val_error, keys.M_MIN_VAL_LOSS: result.min_val_loss,
+            keys.M_BEST_EPOCH: result.best_epoch, keys.M_FINAL_TRAIN_LOSS: result.final_train_loss,
+            keys.M_WALL_TIME_S: result.wall_time_s, keys.M_STEPS: result.steps,
+        }
+        metrics += [Metric(k, float(v), ts, result.steps) for k, v in summary.items()]
+        log_batch(self.client, run_id, metrics=metrics, params=trial_params(spec, result.n_params))
+        self.client.set_terminated(run_id, "FINISHED" if result.status != "failed" else "FAILED")
+        return run_id
+
+    def log_curve_point(self, subset_size: int, best_val_error: float, best_n_params: int) -> None:
+        ts = _now_ms()
+        log_batch(self.client, self.parent_run_id, metrics=[
+            Metric(keys.M_BEST_VAL_ERROR, float(best_val_error), ts, int(subset_size)),
+            Metric(keys.M_BEST_N_PARAMS, float(best_n_params), ts, int(subset_size)),
+        ])
+
+    def log_dict(self, obj: Any, artifact_file: str) -> None:
+        self.client.log_text(self.parent_run_id, json.dumps(obj, indent=2, default=float), artifact_file)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.parent_run_id, str(path), artifact_path)
+
+    def log_summary(self, metrics: Mapping[str, float], params: Mapping[str, Any] | None = None) -> None:
+        ts = _now_ms()
+        log_batch(self.client, self.parent_run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()],
+                  params=params)

@@ -1,0 +1,138 @@
+"""The whole best-fit search of a study, independent of tracking (the paper's steps 2-4).
+
+1. Anchors: at the smallest and the largest subset, find the smallest overfitting model
+   (`search.overfit`), then the best-fit model by a Monte Carlo grid search around it.
+2. Every subset in between: the centre is interpolated between the anchors' best-fit
+   configurations in log(m) (`search.interpolate`); a Monte Carlo grid search around it
+   (`search.grid`) gives the subset's best-fit model.
+
+Training goes through ``run_trials(specs, role)`` (an executor: in-process here, Ray in a later
+step), and every finished subset is handed to ``on_subset(outcome)`` at once, so the caller can
+log and register it before the next subset starts: nothing finished is lost if a later one fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from domains.protocol import Domain, Scale, TrialSpec
+from search.budget import Budget
+from search.grid import ConfigScore, best_config, sample_configs
+from search.interpolate import Config, interpolate
+from search.overfit import OverfitSearch, RunTrials, find_smallest_overfitting
+from search.subsets import SubsetPlan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SubsetOutcome:
+    """One subset's search: its centre, every configuration tried, and the best fit."""
+
+    index: int
+    size: int
+    centre: Config
+    scores: list[ConfigScore]
+    overfit: OverfitSearch | None = None
+
+    @property
+    def best(self) -> ConfigScore:
+        return best_config(self.scores)
+
+
+@dataclass
+class SearchResult:
+    plan: SubsetPlan
+    outcomes: list[SubsetOutcome] = field(default_factory=list)
+
+
+@dataclass
+class SearchSettings:
+    domain: Domain
+    unit: str
+    budget: Budget
+    scale: Scale
+    seed: int = 0
+
+    def make_spec(self, subset_size: int, config: Config, seed: int) -> TrialSpec:
+        return TrialSpec(
+            domain=self.domain.name,
+            unit=self.unit,
+            subset_size=int(subset_size),
+            size=dict(config.size),
+            lr=float(config.lr),
+            seed=int(seed),
+            budget=self.budget.name,
+            train=self.scale.train,
+            data_seed=self.seed,
+        )
+
+
+def grid_search(
+    index: int,
+    size: int,
+    centre: Config,
+    s: SearchSettings,
+    run_trials: RunTrials,
+) -> SubsetOutcome:
+    """Train K configurations x S seeds around ``centre``; score by median minimum validation error."""
+    rng = np.random.default_rng([s.seed, index])
+    configs = sample_configs(centre, s.budget, s.domain.grow_knob, s.scale.min_width, s.scale.max_width, rng)
+    specs = [s.make_spec(size, cfg, s.seed * 1000 + seed) for cfg in configs for seed in range(s.budget.n_seeds)]
+    results = run_trials(specs, "grid")
+    scores = [ConfigScore(cfg) for cfg in configs]
+    for i, res in enumerate(results):
+        scores[i // s.budget.n_seeds].results.append(res)
+    return SubsetOutcome(index, size, centre, scores)
+
+
+def anchor(index: int, size: int, start_width: int, s: SearchSettings, run_trials: RunTrials) -> SubsetOutcome:
+    """Smallest overfitting model at ``size``, then the best fit around it."""
+    base = Config(dict(s.scale.size), s.scale.lr)
+    found = find_smallest_overfitting(
+        size, base, s.domain.grow_knob, start_width, s.scale.max_width, s.budget.bisect_steps,
+        s.budget.overfit, s.make_spec, run_trials, seed=s.seed * 1000,
+    )
+    if not found.reached:
+        log.warning(
+            "no width up to %d overfits the %d-unit subset within the step budget; using %d (compute-limited)",
+            s.scale.max_width, size, found.width,
+        )
+    centre_size = dict(base.size)
+    centre_size[s.domain.grow_knob] = found.width
+    outcome = grid_search(index, size, Config(centre_size, base.lr), s, run_trials)
+    outcome.overfit = found
+    return outcome
+
+
+def run_search(
+    plan: SubsetPlan,
+    s: SearchSettings,
+    run_trials: RunTrials,
+    on_subset: Callable[[SubsetOutcome], None] = lambda o: None,
+) -> SearchResult:
+    """Anchors first (smallest, then largest subset), then the subsets between, smallest first."""
+    sizes = plan.sizes
+    result = SearchResult(plan)
+    first = anchor(0, sizes[0], s.scale.min_width, s, run_trials)
+    on_subset(first)
+    result.outcomes.append(first)
+    if len(sizes) == 1:
+        return result
+    # The best-fit model cannot shrink as data grows, so the large anchor's growth starts at
+    # the small anchor's overfitting width: it saves the probes that would certainly fail.
+    last = anchor(len(sizes) - 1, sizes[-1], first.overfit.width, s, run_trials)
+    on_subset(last)
+    small, large = first.best.config, last.best.config
+    middle = []
+    for i, m in enumerate(sizes[1:-1], start=1):
+        centre = interpolate(m, sizes[0], small, sizes[-1], large, s.domain.grow_knob)
+        outcome = grid_search(i, m, centre, s, run_trials)
+        on_subset(outcome)
+        middle.append(outcome)
+    result.outcomes = [first, *middle, last]
+    return result
