@@ -39,6 +39,11 @@ def _setup_logging(verbose: bool) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
+def _none(value):
+    """MLproject passes absent options as "" or 0; treat those as not given."""
+    return None if value in ("", 0, 0.0) else value
+
+
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
@@ -97,10 +102,10 @@ def study(
     _setup_logging(verbose)
     from scal.study import StudyConfig, run_study
 
-    cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, experiment=experiment,
-                      tracking_uri=tracking_uri, seed=seed, device=device, k_configs=k_configs, n_seeds=n_seeds,
-                      n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps, overfit_ratio=overfit_ratio,
-                      register=register)
+    cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
+                      tracking_uri=tracking_uri, seed=seed, device=device, k_configs=_none(k_configs),
+                      n_seeds=_none(n_seeds), n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
+                      overfit_ratio=overfit_ratio, register=register)
     with _guarded(as_json) as out:
         summary = run_study(cfg)
         print(_human_summary(summary), file=out)
@@ -171,10 +176,10 @@ def search_size(
     from scal.sizes import search_sizes
     from scal.study import StudyConfig
 
-    cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, experiment=experiment,
+    cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
                       tracking_uri=tracking_uri, seed=seed, device=device, overfit_ratio=overfit_ratio)
     with _guarded(as_json) as out:
-        result = search_sizes(cfg, subset_size)
+        result = search_sizes(cfg, _none(subset_size))
         rows = [f"{'m':>10} {'width':>6} {'n_params':>10} {'overfits':>8}  probes"]
         for r in result["subsets"]:
             rows.append(f"{r['size']:>10,} {r['width']:>6} {r['n_params']:>10,} {str(r['reached']):>8}  "
@@ -242,8 +247,10 @@ def ui(
 
     uri = resolve_tracking_uri(tracking_uri)
     typer.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port}  (Ctrl-C stops it)", err=True)
+    # One worker and no job runner: a local viewer needs neither, and it starts in seconds.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-                               "--host", "127.0.0.1", "--port", str(port)])
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"])
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -41,6 +42,18 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def artifact_location(uri: str, study: str) -> str | None:
+    """Artifacts of a sqlite store go beside the database file (``<dir>/mlruns/<study>``).
+
+    MLflow's default is ``./mlruns`` under whatever directory the command ran in, which scatters
+    one store's artifacts when ``--tracking-uri`` points elsewhere. Other stores keep their default.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri.removeprefix("sqlite:///"))
+    return (db.parent / "mlruns" / re.sub(r"[^A-Za-z0-9_.-]+", "-", study)).resolve().as_uri()
 
 
 def _now_ms() -> int:
@@ -93,7 +106,8 @@ class StudyTracker:
             self.owns_parent = False
         else:
             exp = self.client.get_experiment_by_name(study)
-            self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(study)
+            self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
+                study, artifact_location=artifact_location(self.uri, study))
             self.parent_run_id = None
             self.owns_parent = True
 

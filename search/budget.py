@@ -44,7 +44,10 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     "smoke": Budget("smoke", k_configs=2, n_seeds=2, bisect_steps=0, width_mults=(1.0, 2.0), lr_mults=(1.0,), layer_offsets=(0,)),
-    "quick": Budget("quick", k_configs=3, n_seeds=2, bisect_steps=1),
+    # quick keeps the depth fixed: a second LSTM layer at the largest subset doubles the cost of
+    # the slowest trials, and the default study must finish in < 10 minutes on 2 cores.
+    "quick": Budget("quick", k_configs=3, n_seeds=2, bisect_steps=1, width_mults=(0.71, 1.0, 1.41),
+                    lr_mults=(0.5, 1.0, 2.0), layer_offsets=(0,)),
     "full": Budget("full", k_configs=8, n_seeds=3, bisect_steps=3),
 }
 

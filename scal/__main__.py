@@ -1,0 +1,5 @@
+"""``python -m scal`` is the ``scal`` command (MLproject entry points use this form)."""
+
+from scal.cli import app
+
+app(prog_name="scal")

@@ -1,0 +1,72 @@
+"""The shared training loop on real (small) training runs."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import domains
+from domains.protocol import TrainSettings, TrialSpec
+from search.subsets import SubsetPlan
+
+
+@pytest.fixture(scope="module")
+def toy():
+    dom = domains.get("toy")
+    data = dom.load("examples")
+    plan = SubsetPlan(data.chunk_sizes(), 128, 2, seed=0)
+    return dom, data, plan
+
+
+def _spec(lr=1e-2, seed=0, width=16, max_steps=120):
+    return TrialSpec("toy", "examples", 128, {"width": width, "layers": 2}, lr, seed, "smoke",
+                     TrainSettings(batch_size=32, max_steps=max_steps, max_rounds=10, min_round_steps=20, patience=2))
+
+
+def test_deterministic_for_seed_and_threads(toy):
+    dom, data, plan = toy
+    torch.set_num_threads(1)
+    a, _ = dom.train(_spec(seed=3), data, plan.indices(128), lambda m, s: None, "cpu")
+    b, _ = dom.train(_spec(seed=3), data, plan.indices(128), lambda m, s: None, "cpu")
+    c, _ = dom.train(_spec(seed=4), data, plan.indices(128), lambda m, s: None, "cpu")
+    assert a.min_val_error == b.min_val_error and a.final_train_loss == b.final_train_loss
+    assert a.min_val_error != c.min_val_error
+
+
+def test_reports_rounds_through_callback_and_restores_best_weights(toy):
+    dom, data, plan = toy
+    history = []
+    res, model = dom.train(_spec(), data, plan.indices(128), lambda m, s: history.append((dict(m), s)), "cpu")
+    assert res.ok and res.steps > 0
+    assert [s for _, s in history] == sorted(s for _, s in history)
+    assert min(m["val_error"] for m, _ in history) == pytest.approx(res.min_val_error)
+    assert res.best_step in [s for _, s in history]
+    # the returned model carries the weights of the minimum validation error
+    assert dom.evaluate(model, data)[1] == pytest.approx(res.min_val_error, rel=1e-6)
+
+
+def test_divergence_is_a_status_not_a_crash(toy):
+    dom, data, plan = toy
+    res, _ = dom.train(_spec(lr=1e30, width=64), data, plan.indices(128), lambda m, s: None, "cpu")
+    assert res.status == "diverged" and "non-finite" in res.reason
+
+
+def test_early_stopping_ends_before_max_steps_when_overfitting(toy):
+    dom, data, plan = toy
+    spec = TrialSpec("toy", "examples", 128, {"width": 256, "layers": 2}, 1e-2, 0, "smoke",
+                     TrainSettings(batch_size=32, max_steps=5000, max_rounds=200, min_round_steps=20, patience=2))
+    res, _ = dom.train(spec, data, plan.indices(128), lambda m, s: None, "cpu")
+    assert res.steps < 5000
+    assert res.final_train_loss < res.min_val_loss   # it stopped because validation got worse
+
+
+def test_word_level_lm_trains_a_step():
+    dom = domains.get("lm")
+    data = dom.load("word", max_val_units=2048)
+    plan = SubsetPlan(data.chunk_sizes(), 1024, 1)
+    spec = TrialSpec("lm", "word", 1024, {"width": 16, "layers": 1}, 3e-3, 0, "smoke",
+                     TrainSettings(batch_size=4, max_steps=2, max_rounds=1, min_round_steps=1))
+    res, _ = dom.train(spec, data, plan.indices(1024), lambda m, s: None, "cpu")
+    assert res.ok and res.steps == 2
+    assert math.isfinite(res.min_val_error) and res.min_val_error < 2 * math.log(len(data.vocab))

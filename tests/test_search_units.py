@@ -1,0 +1,84 @@
+"""Interpolation, the Monte Carlo grid and the overfitting criterion and search."""
+
+import math
+
+import numpy as np
+import pytest
+
+from domains.protocol import TrainSettings, TrialResult, TrialSpec
+from search.budget import BUDGETS, Budget, OverfitCriterion
+from search.grid import ConfigScore, best_config, grid_configs, sample_configs
+from search.interpolate import Config, interpolate
+from search.overfit import find_smallest_overfitting
+
+
+def test_interpolation_hits_anchors_and_is_geometric_between():
+    small, large = Config({"width": 16, "layers": 1}, 4e-3), Config({"width": 256, "layers": 3}, 1e-3)
+    assert interpolate(1e3, 1e3, small, 1e5, large).size == {"width": 16, "layers": 1}
+    assert interpolate(1e5, 1e3, small, 1e5, large).size == {"width": 256, "layers": 3}
+    mid = interpolate(1e4, 1e3, small, 1e5, large)
+    assert mid.size["width"] == 64                      # sqrt(16 * 256)
+    assert mid.size["layers"] == 2                      # linear in log m, rounded
+    assert mid.lr == pytest.approx(2e-3)                # sqrt(4e-3 * 1e-3)
+    quarter = interpolate(10 ** 3.5, 1e3, small, 1e5, large)
+    assert quarter.size["width"] == round(16 * 16 ** 0.25)
+
+
+def test_grid_has_centre_first_and_respects_width_bounds():
+    centre = Config({"width": 100, "layers": 1}, 1e-3)
+    budget = Budget("t", k_configs=4, n_seeds=1, bisect_steps=0, width_mults=(0.25, 4.0), lr_mults=(2.0,), layer_offsets=(1,))
+    grid = grid_configs(centre, budget, "width", min_width=40, max_width=200)
+    assert grid[0] == centre
+    assert {c.size["width"] for c in grid} == {100, 40, 200}
+    assert len({c.key() for c in grid}) == len(grid)
+    picks = sample_configs(centre, budget, "width", 40, 200, np.random.default_rng(0))
+    assert picks[0] == centre and len(picks) == 4 and len({c.key() for c in picks}) == 4
+
+
+def _result(width: int, val: float, train: float | None = None, status="ok") -> TrialResult:
+    spec = TrialSpec("toy", "examples", 64, {"width": width, "layers": 1}, 1e-3, 0, "smoke", TrainSettings())
+    return TrialResult(spec, width * 10, val, val, 1.0, 10, train if train is not None else val, 10, 1.0, 0.1, status)
+
+
+def test_config_score_is_median_over_seeds_and_ignores_failures():
+    s = ConfigScore(Config({"width": 8}, 1e-3), [_result(8, 0.3), _result(8, 0.1), _result(8, 0.2),
+                                                 _result(8, math.nan, status="diverged")])
+    assert s.score == pytest.approx(0.2)
+    assert s.best_seed().min_val_error == pytest.approx(0.1)
+    worse = ConfigScore(Config({"width": 16}, 1e-3), [_result(16, 0.25)])
+    assert best_config([worse, s]) is s
+
+
+def test_overfit_criterion():
+    c = OverfitCriterion(0.9)
+    assert c.holds(final_train_loss=0.5, min_val_loss=1.0)
+    assert not c.holds(final_train_loss=0.95, min_val_loss=1.0)
+    assert BUDGETS["quick"].overfit.ratio == 0.9
+
+
+def test_growth_then_bisection_finds_the_threshold():
+    """A deterministic stand-in for training in which widths >= 45 overfit (train loss 0.5)."""
+    calls = []
+
+    def run_trials(specs, role):
+        assert role == "overfit_probe"
+        out = []
+        for spec in specs:
+            w = spec.size["width"]
+            calls.append(w)
+            out.append(_result(w, 1.0, train=0.5 if w >= 45 else 0.99))
+        return out
+
+    def make_spec(m, cfg, seed):
+        return TrialSpec("toy", "examples", m, dict(cfg.size), cfg.lr, seed, "t", TrainSettings())
+
+    found = find_smallest_overfitting(64, Config({"width": 8, "layers": 1}, 1e-3), "width", start=8, max_width=512,
+                                      bisect_steps=3, criterion=OverfitCriterion(0.9), make_spec=make_spec,
+                                      run_trials=run_trials)
+    assert calls[:4] == [8, 16, 32, 64]           # geometric growth until it overfits
+    assert found.reached and 45 <= found.width <= 64
+    assert found.width < 64                       # bisection moved below the growth step
+    capped = find_smallest_overfitting(64, Config({"width": 8, "layers": 1}, 1e-3), "width", start=8, max_width=40,
+                                       bisect_steps=3, criterion=OverfitCriterion(0.9), make_spec=make_spec,
+                                       run_trials=run_trials)
+    assert not capped.reached and capped.width == 40
