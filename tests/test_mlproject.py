@@ -19,7 +19,8 @@ from scal import keys
 @pytest.mark.integration
 def test_mlflow_run_main_entry_point_local(tmp_path):
     uri = sqlite_uri(tmp_path)
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
+    # --env-manager local runs the entry point in the caller's environment: an activated venv.
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("MLFLOW_RUN_ID", None)
     proc = subprocess.run(
         [sys.executable, "-m", "mlflow", "run", str(ROOT), "-P", "domain=toy", "-P", "budget=smoke",
