@@ -58,6 +58,9 @@ def _guarded(as_json: bool):
             yield target
     except (ValueError, LookupError, FileNotFoundError) as exc:  # DataError, FitError, StudyNotFound among them
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished trials stay in MLflow; the study's parent run is marked KILLED", err=True)
+        raise typer.Exit(130)
 
 
 def _emit(obj: dict[str, Any], as_json: bool) -> None:

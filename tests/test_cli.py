@@ -133,3 +133,34 @@ def test_ui_serves_the_store_on_loopback(toy_study, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_ctrl_c_keeps_finished_trials_and_marks_the_study_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    uri = sqlite_uri(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.Popen([sys.executable, "-m", "scal", "study", "--domain", "toy", "--budget", "quick",
+                             "--tracking-uri", uri], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    client, deadline, n_done = None, time.time() + 120, 0
+    while time.time() < deadline and n_done < 3:
+        time.sleep(1)
+        if (tmp_path / "mlflow.db").exists():
+            client = client or MlflowClient(uri, uri)
+            exp = client.get_experiment_by_name("scal-toy-examples")
+            if exp is not None:
+                n_done = len(client.search_runs([exp.experiment_id], "tags.`scal.role` != 'study'"))
+    assert n_done >= 3 and proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err.splitlines()[-1]
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    assert {r.info.status for r in runs if r.data.tags.get("scal.role") == "study"} == {"KILLED"}
+    trials = [r for r in runs if r.data.tags.get("scal.role") != "study"]
+    assert len(trials) >= n_done and all(r.info.status == "FINISHED" for r in trials)
+    assert all("min_val_error" in r.data.metrics for r in trials)
