@@ -12,6 +12,7 @@ per-round validation (the quick budget's rounds) costs on top, for information.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from dataclasses import replace
@@ -63,7 +64,7 @@ def scal_loop(dom, data, task: LMTask, settings, seed: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     threads = set_threads()
     dom = domains.get("lm")
@@ -88,7 +89,7 @@ def main() -> None:
     print(f"bare PyTorch loop          : {chars / b:>10,.0f} chars/s  (median of {args.repeats}: {b:.2f} s)")
     print(f"scal loop, same work       : {chars / s:>10,.0f} chars/s  (median of {args.repeats}: {s:.2f} s)")
     print(f"throughput ratio scal/bare : {b / s:.3f}   (target >= 0.95)")
-    n_rounds = -(-args.steps // max(quick.min_round_steps, -(-task.epoch_steps(quick.batch_size) // 1)))
+    n_rounds = math.ceil(args.steps / max(quick.min_round_steps, math.ceil(task.epoch_steps(quick.batch_size))))
     print(f"scal loop, quick rounds    : {chars / rr:>10,.0f} chars/s  ({n_rounds} validations; ratio to bare {b / rr:.3f})")
 
 

@@ -44,6 +44,19 @@ def _none(value):
     return None if value in ("", 0, 0.0) else value
 
 
+def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
+    """``"0.5,1,2"`` -> (0.5, 1.0, 2.0); a malformed list is a one-line error."""
+    if not text:
+        return None
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        _fail(f"{option} takes comma-separated {kind.__name__}s, got {text!r}")
+    if not values or (kind is float and any(v <= 0 for v in values)):
+        _fail(f"{option} needs at least one value, all positive for multipliers, got {text!r}")
+    return values
+
+
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
@@ -97,6 +110,9 @@ def study(
     min_subset: Optional[int] = typer.Option(None, help="smallest subset in the domain's unit; default from budget"),
     max_steps: Optional[int] = typer.Option(None, help="optimizer steps cap per trial; default from budget"),
     overfit_ratio: Optional[float] = typer.Option(None, help="overfits when final train loss < ratio * best val loss (0.9)"),
+    width_mults: Optional[str] = typer.Option(None, help="grid multipliers of the width, e.g. 0.5,1,2; default from budget"),
+    lr_mults: Optional[str] = typer.Option(None, help="grid multipliers of the learning rate, e.g. 0.5,1,2"),
+    layer_offsets: Optional[str] = typer.Option(None, help="grid offsets of the depth, e.g. 0,1"),
     register: bool = typer.Option(True, help="register each subset's best-fit model in the model registry"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -108,7 +124,9 @@ def study(
     cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
                       tracking_uri=tracking_uri, seed=seed, device=device, k_configs=_none(k_configs),
                       n_seeds=_none(n_seeds), n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
-                      overfit_ratio=overfit_ratio, register=register)
+                      overfit_ratio=overfit_ratio, width_mults=_numbers(width_mults, float, "--width-mults"),
+                      lr_mults=_numbers(lr_mults, float, "--lr-mults"),
+                      layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register)
     with _guarded(as_json) as out:
         summary = run_study(cfg)
         print(_human_summary(summary), file=out)
@@ -124,6 +142,7 @@ def _human_summary(s: dict[str, Any]) -> str:
         f"beta_g 95% [{lo:.3f}, {hi:.3f}]\n"
         f"model size      s(m)   = {s['sigma']:.4g} * m^{s['beta_p']:.3f}   beta_p 95% [{plo:.3f}, {phi:.3f}]"
         f"{'  (sublinear)' if s['sublinear'] else ''}\n"
+        f"plots: {s['artifacts_dir']}/learning_curve.png and model_size.png (also in the parent run's artifacts)\n"
         f"MLflow: experiment {s['experiment_id']}, parent run {s['parent_run_id']} in {s['tracking_uri']}\n"
         f"open it with: scal ui --tracking-uri {s['tracking_uri']}"
     )

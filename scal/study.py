@@ -43,6 +43,9 @@ class StudyConfig:
     min_subset: int | None = None
     max_steps: int | None = None
     overfit_ratio: float | None = None
+    width_mults: tuple[float, ...] | None = None
+    lr_mults: tuple[float, ...] | None = None
+    layer_offsets: tuple[int, ...] | None = None
     register: bool = True
     progress: bool = True
 
@@ -68,12 +71,15 @@ def prepare(cfg: StudyConfig) -> Prepared:
     domain = domains.get(cfg.domain)
     unit = cfg.unit or domains.default_unit(domain)
     budget = get_budget(cfg.budget).with_overrides(
-        k_configs=cfg.k_configs, n_seeds=cfg.n_seeds,
+        k_configs=cfg.k_configs, n_seeds=cfg.n_seeds, width_mults=cfg.width_mults, lr_mults=cfg.lr_mults,
+        layer_offsets=cfg.layer_offsets,
         overfit=OverfitCriterion(cfg.overfit_ratio) if cfg.overfit_ratio is not None else None,
     )
     scale = domain.scale(budget.name, unit)
     if budget.k_configs < 1 or budget.n_seeds < 1:
         raise ValueError("--k-configs and --n-seeds must be at least 1")
+    if not budget.overfit.ratio > 0:
+        raise ValueError(f"--overfit-ratio must be positive, got {budget.overfit.ratio}")
     train = scale.train if cfg.max_steps is None else replace(scale.train, max_steps=cfg.max_steps)
     scale = replace(scale, train=train, n_subsets=cfg.n_subsets or scale.n_subsets,
                     min_subset=cfg.min_subset or scale.min_subset)

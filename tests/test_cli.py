@@ -30,6 +30,8 @@ def _store_state(uri: str) -> tuple:
         (["study", "--domain", "lm", "--unit", "byte"], "no unit 'byte'"),
         (["study", "--domain", "toy", "--budget", "huge"], "unknown budget"),
         (["analyze", "--run-id", "0123456789abcdef"], "no run"),
+        (["study", "--domain", "toy", "--width-mults", "a,b"], "--width-mults takes comma-separated floats"),
+        (["study", "--domain", "toy", "--overfit-ratio", "-1"], "--overfit-ratio must be positive"),
     ],
 )
 def test_bad_input_one_line_error_and_store_unchanged(toy_study, tmp_path, args, needle):
@@ -62,10 +64,12 @@ def test_own_text_study_through_cli(tmp_path):
     f = tmp_path / "mine.txt"
     f.write_text(text, encoding="utf-8")
     proc = run_cli(["study", "--domain", "lm", "--data", str(f), "--budget", "smoke", "--experiment", "mine",
-                    "--no-register", "--tracking-uri", sqlite_uri(tmp_path), "--json"], cwd=tmp_path)
+                    "--no-register", "--n-seeds", "1", "--width-mults", "1.5", "--tracking-uri", sqlite_uri(tmp_path),
+                    "--json"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert out["study"] == "mine" and len(out["subsets"]) == 3 and out["registered_model"] is None
+    assert all(x["n_seeds"] == 1 for x in out["subsets"])          # the override reached the search
 
 
 def test_domains_lists_units_and_metrics(tmp_path):
@@ -158,7 +162,8 @@ def test_ctrl_c_keeps_finished_trials_and_marks_the_study_killed(tmp_path):
     assert n_done >= 3 and proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "interrupted" in err.splitlines()[-1]
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted: finished trials stay in MLflow" in err
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     assert {r.info.status for r in runs if r.data.tags.get("scal.role") == "study"} == {"KILLED"}
     trials = [r for r in runs if r.data.tags.get("scal.role") != "study"]

@@ -1,0 +1,1 @@
+"""The embedded Shakespeare corpus (see README.md here); read through `domains.text`."""
