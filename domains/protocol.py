@@ -35,6 +35,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 LogFn = Callable[[Mapping[str, float], int], None]
@@ -144,7 +145,7 @@ class DomainData(Protocol):
 
     unit: str
 
-    def chunk_sizes(self) -> "list[int] | Any":
+    def chunk_sizes(self) -> np.ndarray:
         """Units in each training chunk (a 1-D integer array), in pool order."""
         ...
 

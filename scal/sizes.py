@@ -6,7 +6,6 @@ the same trial, logged the same way, as a probe inside a study.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Mapping
 
 from scal import keys

@@ -123,8 +123,8 @@ def run_search(
     result.outcomes.append(first)
     if len(sizes) == 1:
         return result
-    # The best-fit model cannot shrink as data grows, so the large anchor's growth starts at
-    # the small anchor's overfitting width: it saves the probes that would certainly fail.
+    # A model too small to overfit the small subset cannot overfit a larger one, so the large
+    # anchor's growth starts at the small anchor's overfitting width: it skips certain failures.
     last = anchor(len(sizes) - 1, sizes[-1], first.overfit.width, s, run_trials)
     on_subset(last)
     small, large = first.best.config, last.best.config
