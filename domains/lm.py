@@ -179,7 +179,7 @@ _SCALES = {
     "word": {
         "smoke": Scale(1024, 3, TrainSettings(batch_size=16, max_steps=60, max_rounds=3, min_round_steps=20, patience=2),
                        {"width": 16, "layers": 1}, 3e-3, min_width=8, max_width=32, max_val_units=2048),
-        "quick": Scale(4096, 7, TrainSettings(batch_size=32, max_steps=400, max_rounds=30, min_round_steps=25, patience=2),
+        "quick": Scale(4096, 8, TrainSettings(batch_size=32, max_steps=400, max_rounds=30, min_round_steps=25, patience=2),
                        {"width": 32, "layers": 1}, 4e-3, min_width=16, max_width=256, max_val_units=16384),
         "full": Scale(8192, 8, TrainSettings(batch_size=64, max_steps=20000, max_rounds=200, min_round_steps=100, patience=4),
                       {"width": 64, "layers": 2}, 2e-3, min_width=32, max_width=1024, max_val_units=None),

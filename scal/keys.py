@@ -11,6 +11,8 @@ TRIAL_HASH = "scal.trial_hash"
 STUDY = "scal.study"               # study name (the experiment name)
 PARENT = "mlflow.parentRunId"      # MLflow's own nesting tag
 RUN_NAME = "mlflow.runName"
+EXPERIMENT_KIND = "mlflow.experimentKind"   # the UI opens model-training views, not GenAI ones
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
 
 ROLE_STUDY = "study"
 ROLE_GRID = "grid"

@@ -107,7 +107,8 @@ class StudyTracker:
         else:
             exp = self.client.get_experiment_by_name(study)
             self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
-                study, artifact_location=artifact_location(self.uri, study))
+                study, artifact_location=artifact_location(self.uri, study),
+                tags={keys.EXPERIMENT_KIND: keys.EXPERIMENT_KIND_TRAINING})
             self.parent_run_id = None
             self.owns_parent = True
 
