@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import domains
+from domains.loop import resolve_device
 from domains.protocol import Domain, DomainData, TrialResult, TrialSpec
 from search.budget import Budget, OverfitCriterion, get_budget
 from search.engine import SearchSettings, SubsetOutcome, run_search
@@ -66,8 +67,6 @@ class Prepared:
 
 def prepare(cfg: StudyConfig) -> Prepared:
     """Resolve and validate; raises ValueError / DataError with a one-line message."""
-    from domains.loop import resolve_device
-
     domain = domains.get(cfg.domain)
     unit = cfg.unit or domains.default_unit(domain)
     budget = get_budget(cfg.budget).with_overrides(
