@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from domains.protocol import TrialResult
 from scal import keys
+from scal.tracking import deferred_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +39,20 @@ def register(client: MlflowClient, name: str, run_id: str, model: torch.nn.Modul
              metric: str, study_run_id: str) -> str:
     """Log ``model`` in the trial's run, register it as a new version of ``name``, tag it."""
     model = model.to("cpu").eval()
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pytorch.log_model(
-            model, name="model", serialization_format="pickle", pip_requirements=_requirements(),
-            registered_model_name=name, await_registration_for=60,
-        )
-    version = str(info.registered_model_version)
-    for key, value in {
-        keys.R_SUBSET_SIZE: result.spec.subset_size, keys.R_N_PARAMS: result.n_params,
-        keys.R_VAL_ERROR: repr(result.min_val_error), keys.R_METRIC: metric,
-        keys.R_TRIAL_HASH: result.spec.trial_hash(), keys.R_STUDY_RUN: study_run_id,
-    }.items():
-        client.set_model_version_tag(name, version, key, str(value))
+    # A version is written whole (model, registration, tags) or, on Ctrl-C before it starts, not at all.
+    with deferred_interrupt():
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pytorch.log_model(
+                model, name="model", serialization_format="pickle", pip_requirements=_requirements(),
+                registered_model_name=name, await_registration_for=60,
+            )
+        version = str(info.registered_model_version)
+        for key, value in {
+            keys.R_SUBSET_SIZE: result.spec.subset_size, keys.R_N_PARAMS: result.n_params,
+            keys.R_VAL_ERROR: repr(result.min_val_error), keys.R_METRIC: metric,
+            keys.R_TRIAL_HASH: result.spec.trial_hash(), keys.R_STUDY_RUN: study_run_id,
+        }.items():
+            client.set_model_version_tag(name, version, key, str(value))
     return version
 
 

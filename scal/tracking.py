@@ -16,10 +16,13 @@ Under ``mlflow run`` the entry point's run (``MLFLOW_RUN_ID``) becomes the paren
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -54,6 +57,27 @@ def artifact_location(uri: str, study: str) -> str | None:
         return None
     db = Path(uri.removeprefix("sqlite:///"))
     return (db.parent / "mlruns" / re.sub(r"[^A-Za-z0-9_.-]+", "-", study)).resolve().as_uri()
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise it.
+
+    Writing one trial (create run, log batch, terminate) or one model version must not be cut in
+    half: a run left RUNNING with half its metrics is worse than a run not started. Outside the
+    main thread signals cannot be handled, and the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _now_ms() -> int:
@@ -149,8 +173,6 @@ class StudyTracker:
         if result.reason:
             tags[keys.REASON] = result.reason[:4000]
         tags.update(extra_tags or {})
-        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
-        run_id = run.info.run_id
         ts = _now_ms()
         metrics = [Metric(k, float(v), ts, step) for values, step in history for k, v in values.items()]
         summary = {
@@ -159,8 +181,14 @@ class StudyTracker:
             keys.M_WALL_TIME_S: result.wall_time_s, keys.M_STEPS: result.steps,
         }
         metrics += [Metric(k, float(v), ts, result.steps) for k, v in summary.items()]
-        log_batch(self.client, run_id, metrics=metrics, params=trial_params(spec, result.n_params))
-        self.client.set_terminated(run_id, "FINISHED" if result.status != "failed" else "FAILED")
+        with deferred_interrupt():
+            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id
+            try:
+                log_batch(self.client, run_id, metrics=metrics, params=trial_params(spec, result.n_params))
+            except Exception:
+                self.client.set_terminated(run_id, "FAILED")
+                raise
+            self.client.set_terminated(run_id, "FINISHED" if result.status != "failed" else "FAILED")
         return run_id
 
     def log_curve_point(self, subset_size: int, best_val_error: float, best_n_params: int) -> None:

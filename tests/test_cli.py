@@ -147,18 +147,19 @@ def test_ctrl_c_keeps_finished_trials_and_marks_the_study_killed(tmp_path):
     import time
 
     uri = sqlite_uri(tmp_path)
+    # Create the store's tables first: two processes migrating one new sqlite file at once race.
+    client = MlflowClient(uri, uri)
+    client.search_experiments()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.Popen([sys.executable, "-m", "scal", "study", "--domain", "toy", "--budget", "quick",
                              "--tracking-uri", uri], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    client, deadline, n_done = None, time.time() + 120, 0
+    deadline, n_done = time.time() + 120, 0
     while time.time() < deadline and n_done < 3:
         time.sleep(1)
-        if (tmp_path / "mlflow.db").exists():
-            client = client or MlflowClient(uri, uri)
-            exp = client.get_experiment_by_name("scal-toy-examples")
-            if exp is not None:
-                n_done = len(client.search_runs([exp.experiment_id], "tags.`scal.role` != 'study'"))
+        exp = client.get_experiment_by_name("scal-toy-examples")
+        if exp is not None:
+            n_done = len(client.search_runs([exp.experiment_id], "tags.`scal.role` != 'study'"))
     assert n_done >= 3 and proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
