@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -64,7 +64,8 @@ class CurveFit:
     ``form`` is "m2" (alpha * x**beta_g + gamma) or "power" (sigma * x**beta_p).
     ``rmse_log`` is sqrt(mean((log pred - log obs)**2)) over the fitted points.
     ``n_boot`` is the number of bootstrap refits the intervals come from; intervals are
-    (nan, nan) when it is 0. ``ci`` is the interval's coverage.
+    (nan, nan) when it is 0. ``ci`` is the interval's coverage. ``boot_params`` keeps the refits'
+    parameters so that `band` needs no second bootstrap.
     """
 
     form: str
@@ -75,12 +76,25 @@ class CurveFit:
     rmse_log: float
     n_boot: int
     ci: float = 0.95
+    boot_params: tuple[dict[str, float], ...] = field(default=(), repr=False, compare=False)
 
     def predict(self, x) -> np.ndarray:
         """The curve at ``x`` (scalar or array); logs a warning for far extrapolation."""
         x = np.asarray(x, dtype=float)
         _warn_if_far(self.form, x, self.x_range)
         return _predict(self.form, self.params, x)
+
+    def band(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """Bootstrap percentile band (low, high) of the curve at ``x``: every refit predicts at x,
+        the band is the pointwise percentile at the fit's coverage ``ci``."""
+        x = np.asarray(x, dtype=float)
+        _warn_if_far(self.form, x, self.x_range)
+        if not self.boot_params:
+            nan = np.full(x.shape, np.nan)
+            return nan, nan.copy()
+        curves = np.stack([_predict(self.form, p, x) for p in self.boot_params])
+        lo_pct, hi_pct = _percentiles(self.ci)
+        return np.percentile(curves, lo_pct, axis=0), np.percentile(curves, hi_pct, axis=0)
 
     def to_dict(self) -> dict:
         """Plain floats, ints, strings and lists only; non-finite numbers become None (valid JSON)."""
@@ -118,22 +132,10 @@ def fit_learning_curve(m, eps, n_boot: int = 200, seed: int = 0, ci: float = 0.9
 def prediction_band(m, eps, x, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap percentile band (low, high) of the learning curve at ``x``.
 
-    Uses the same resamples as `fit_learning_curve` with the same seed, so the band and the
-    parameter intervals agree. Each refit predicts at x; the band is the pointwise percentile.
+    The band of `fit_learning_curve` with the same arguments (`CurveFit.band`), so the band and
+    the parameter intervals come from the same resamples.
     """
-    xs, ys = _validate(m, eps)
-    _check_boot_args(n_boot, ci)
-    x_eval = np.asarray(x, dtype=float)
-    _warn_if_far(FORM_M2, x_eval, (float(xs[0]), float(xs[-1])))
-    # The full-data fit only seeds the refits, exactly as in fit_learning_curve.
-    params = _m2_params(_fit_m2_theta(xs, ys))
-    samples = _bootstrap(xs, ys, _m2_refitter(params), n_boot, seed)
-    if not samples:
-        nan = np.full(x_eval.shape, np.nan)
-        return nan, nan.copy()
-    curves = np.stack([_predict(FORM_M2, _m2_params(t), x_eval) for t in samples])
-    lo_pct, hi_pct = _percentiles(ci)
-    return np.percentile(curves, lo_pct, axis=0), np.percentile(curves, hi_pct, axis=0)
+    return fit_learning_curve(m, eps, n_boot=n_boot, seed=seed, ci=ci).band(x)
 
 
 def fit_model_size(m, n_params, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> CurveFit:
@@ -275,6 +277,7 @@ def _make_fit(form: str, params: dict[str, float], boot_params: list[dict[str, f
         rmse_log=float(np.sqrt(np.mean(resid_log**2))),
         n_boot=len(boot_params),
         ci=ci,
+        boot_params=tuple(boot_params),
     )
 
 

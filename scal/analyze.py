@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.fit import FitError, fit_learning_curve, fit_model_size, prediction_band, sublinear
+from analysis.fit import FitError, fit_learning_curve, fit_model_size, sublinear
 from analysis.plots import plot_learning_curve, plot_model_size
 from analysis.reader import best_fit_points, read_trials
 from scal import keys
@@ -52,7 +52,7 @@ def analyze_study(tracker: StudyTracker, parent_run_id: str, metric: str, best_g
     lc = fit_learning_curve(m[in_fit], eps[in_fit], n_boot=n_boot)
     ms = fit_model_size(m, n_params, n_boot=n_boot)
     grid = np.geomspace(m.min() / 1.5, m.max() * 4, 60)
-    low, high = prediction_band(m[in_fit], eps[in_fit], grid, n_boot=n_boot)
+    low, high = lc.band(grid)
 
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="scal-analysis-"))
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ model classes live in the ``domains`` package, so scal must be importable where 
 from __future__ import annotations
 
 import logging
-import re
 from importlib import metadata
 
 import mlflow
@@ -20,14 +19,14 @@ from mlflow.tracking import MlflowClient
 
 from domains.protocol import TrialResult
 from scal import keys
-from scal.tracking import deferred_interrupt
+from scal.tracking import deferred_interrupt, safe_name
 
 log = logging.getLogger(__name__)
 
 
 def model_name(study: str) -> str:
     """Registered-model name of a study's best fits (registry names: letters, digits, -_.)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", study) + "-best-fit"
+    return safe_name(study) + "-best-fit"
 
 
 def _requirements() -> list[str]:

@@ -29,7 +29,7 @@ def search_sizes(cfg: StudyConfig, subset_size: int | None = None) -> dict[str, 
     runner = TrialRunner(p, tracker, Progress(len(sizes), p.domain.metric(p.unit).name, enabled=cfg.progress))
     base = Config(dict(p.settings.scale.size), p.settings.scale.lr)
     out, start = [], p.settings.scale.min_width
-    try:
+    with tracker.closing():
         for m in sizes:
             found = find_smallest_overfitting(
                 m, base, p.domain.grow_knob, start, p.settings.scale.max_width, p.budget.bisect_steps,
@@ -41,10 +41,6 @@ def search_sizes(cfg: StudyConfig, subset_size: int | None = None) -> dict[str, 
             out.append(row)
             tracker.log_dict(found.to_dict(), f"overfit/subset_{m}.json")
             start = found.width  # the overfitting width does not shrink as the subset grows
-    except BaseException as exc:
-        tracker.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    tracker.finish()
     return {"experiment_id": tracker.experiment_id, "parent_run_id": parent, "domain": p.domain.name,
             "unit": p.unit, "criterion_ratio": p.budget.overfit.ratio, "subsets": out}
 

@@ -145,16 +145,14 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
                 tracker.client, name, runner.run_ids[h], runner.models[h], seed_result, metric.name, parent)
         runner.models.clear()
 
-    try:
-        run_search(p.plan, p.settings, runner, on_subset)
+    with tracker.closing():
+        try:
+            run_search(p.plan, p.settings, runner, on_subset)
+        finally:
+            progress.close()
         if cfg.register and versions:
             registry.set_largest(tracker.client, name, versions[max(versions)])
         summary = analyze_study(tracker, parent, metric.name, p.data.best_guess_error())
-    except BaseException as exc:
-        progress.close()
-        tracker.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    tracker.finish("FINISHED")
     summary.update(
         experiment_id=tracker.experiment_id, parent_run_id=parent, study=p.study, domain=p.domain.name, unit=p.unit,
         budget=p.budget.name, metric=metric.name, tracking_uri=tracker.uri, n_trials=runner.n_trials,

@@ -56,7 +56,12 @@ def artifact_location(uri: str, study: str) -> str | None:
     if not uri.startswith("sqlite:///"):
         return None
     db = Path(uri.removeprefix("sqlite:///"))
-    return (db.parent / "mlruns" / re.sub(r"[^A-Za-z0-9_.-]+", "-", study)).resolve().as_uri()
+    return (db.parent / "mlruns" / safe_name(study)).resolve().as_uri()
+
+
+def safe_name(study: str) -> str:
+    """``study`` with anything but letters, digits and ``-_.`` replaced: fit for paths and registry names."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", study)
 
 
 @contextlib.contextmanager
@@ -159,6 +164,16 @@ class StudyTracker:
     def finish(self, status: str = "FINISHED") -> None:
         if self.owns_parent and self.parent_run_id:
             self.client.set_terminated(self.parent_run_id, status)
+
+    @contextlib.contextmanager
+    def closing(self):
+        """End the parent run FINISHED, or KILLED on Ctrl-C, or FAILED on any other exception."""
+        try:
+            yield self
+        except BaseException as exc:
+            self.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
+        self.finish("FINISHED")
 
     def log_trial(self, spec: TrialSpec, result: TrialResult, history: list[tuple[Mapping[str, float], int]],
                   role: str, extra_tags: Mapping[str, Any] | None = None) -> str:
