@@ -106,7 +106,12 @@ class TrialSpec:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """What one training run produced. ``status`` is ok, diverged or failed (then ``reason``)."""
+    """What one training run produced.
+
+    ``status``: ok; stopped (ended early by a scheduler such as ASHA: its minimum validation
+    error is real but an upper bound of what the full run would reach); diverged; failed (then
+    ``reason``).
+    """
 
     spec: TrialSpec
     n_params: int
@@ -124,6 +129,11 @@ class TrialResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def scored(self) -> bool:
+        """Counts towards its configuration's median: finished, or stopped early by a scheduler."""
+        return self.status in ("ok", "stopped")
 
 
 @dataclass(frozen=True)

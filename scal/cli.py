@@ -27,6 +27,21 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Measure and predict deep-learning scaling (Hestness et al. 2017), tracked in MLflow.")
 
 BUDGET_HELP = "smoke (tests, seconds), quick (default, minutes), full (real studies, hours)"
+EXECUTOR_HELP = "auto (Ray when more than one trial fits at once or --ray-address is given, else local) | local | ray"
+RAY_ADDRESS_HELP = "join this Ray cluster (needs an http(s) --tracking-uri); default: a local Ray instance on 127.0.0.1"
+
+
+def _executor(kind: str, ray_address: str | None, cpus: float, gpus: float | None, max_concurrent: int | None,
+              scheduler: str = "fifo"):
+    from search.executor import ExecutorSettings
+
+    if gpus is None:   # one GPU per trial where there are GPUs, none elsewhere
+        import torch
+
+        gpus = 1.0 if torch.cuda.is_available() else 0.0
+    return ExecutorSettings(kind=kind, ray_address=_none(ray_address) or os.environ.get("RAY_ADDRESS") or None,
+                            cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=_none(max_concurrent),
+                            scheduler=scheduler)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -114,6 +129,16 @@ def study(
     lr_mults: Optional[str] = typer.Option(None, help="grid multipliers of the learning rate, e.g. 0.5,1,2"),
     layer_offsets: Optional[str] = typer.Option(None, help="grid offsets of the depth, e.g. 0,1"),
     register: bool = typer.Option(True, help="register each subset's best-fit model in the model registry"),
+    searcher: str = typer.Option("grid", help="grid (Monte Carlo grid, the paper's) | skopt (Bayesian refinement)"),
+    skopt_estimator: str = typer.Option("GP", help="skopt's surrogate: GP, RF or ET"),
+    scheduler: str = typer.Option("fifo", help="fifo (every trial runs to its end) | asha (stop poor grid trials early; Ray)"),
+    executor: str = typer.Option("auto", envvar="SCAL_EXECUTOR", help=EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, help=RAY_ADDRESS_HELP),
+    cpus_per_trial: float = typer.Option(1.0, help="CPUs per Ray trial (also its torch threads)"),
+    gpus_per_trial: Optional[float] = typer.Option(None, help="GPUs per Ray trial, fractions allowed; default 1 where CUDA is, else 0"),
+    max_concurrent: Optional[int] = typer.Option(None, help="at most this many trials at once; default: what the cluster holds"),
+    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume",
+                                          help="continue the unfinished study with these settings (default: if there is one)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -126,7 +151,9 @@ def study(
                       n_seeds=_none(n_seeds), n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
                       overfit_ratio=overfit_ratio, width_mults=_numbers(width_mults, float, "--width-mults"),
                       lr_mults=_numbers(lr_mults, float, "--lr-mults"),
-                      layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register)
+                      layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register,
+                      searcher=searcher, skopt_estimator=skopt_estimator, resume=resume,
+                      executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, max_concurrent, scheduler))
     with _guarded(as_json) as out:
         summary = run_study(cfg)
         print(_human_summary(summary), file=out)
@@ -190,6 +217,10 @@ def search_size(
     seed: int = typer.Option(0),
     device: str = typer.Option("auto"),
     overfit_ratio: Optional[float] = typer.Option(None),
+    executor: str = typer.Option("auto", envvar="SCAL_EXECUTOR", help=EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, help=RAY_ADDRESS_HELP),
+    cpus_per_trial: float = typer.Option(1.0, help="CPUs per Ray trial"),
+    gpus_per_trial: Optional[float] = typer.Option(None, help="GPUs per Ray trial"),
     as_json: bool = typer.Option(False, "--json"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -199,7 +230,8 @@ def search_size(
     from scal.study import StudyConfig
 
     cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
-                      tracking_uri=tracking_uri, seed=seed, device=device, overfit_ratio=overfit_ratio)
+                      tracking_uri=tracking_uri, seed=seed, device=device, overfit_ratio=overfit_ratio,
+                      executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, None))
     with _guarded(as_json) as out:
         result = search_sizes(cfg, _none(subset_size))
         rows = [f"{'m':>10} {'width':>6} {'n_params':>10} {'overfits':>8}  probes"]

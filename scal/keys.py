@@ -9,6 +9,11 @@ STATUS = "scal.status"             # ok | diverged | failed
 REASON = "scal.reason"
 TRIAL_HASH = "scal.trial_hash"
 STUDY = "scal.study"               # study name (the experiment name)
+FINGERPRINT = "scal.fingerprint"   # parent: hash of everything that decides the study's trials (resume key)
+DRIVER = "scal.driver"             # parent: host:pid of the process running it (a live one is not resumed)
+EXECUTOR = "scal.executor"         # parent: local | ray, and the cluster it ran on
+NODE = "scal.node"                 # trial: host or Ray node id that trained it
+THREADS = "scal.threads"           # trial: torch threads it used (a retrain for the registry uses the same)
 PARENT = "mlflow.parentRunId"      # MLflow's own nesting tag
 RUN_NAME = "mlflow.runName"
 EXPERIMENT_KIND = "mlflow.experimentKind"   # the UI opens model-training views, not GenAI ones
@@ -17,6 +22,9 @@ EXPERIMENT_KIND_TRAINING = "custom_model_development"
 ROLE_STUDY = "study"
 ROLE_GRID = "grid"
 ROLE_PROBE = "overfit_probe"
+
+# --- trial statuses (tag scal.status) ---------------------------------------------------------
+DONE_STATUSES = ("ok", "stopped", "diverged")   # finished trials a resumed study reuses; failed ones run again
 
 # --- trial params -----------------------------------------------------------------------------
 P_DOMAIN = "domain"
@@ -39,6 +47,9 @@ M_BEST_EPOCH = "best_epoch"
 M_FINAL_TRAIN_LOSS = "final_train_loss"
 M_WALL_TIME_S = "wall_time_s"
 M_STEPS = "steps"
+M_BEST_STEP = "best_step"
+M_EPOCHS = "epochs"
+M_ROUNDS = "rounds"                # validation rounds logged (the length of val_error's history)
 
 # --- study (parent run) metrics: step = subset size m, so MLflow's chart is the curve ---------
 M_BEST_VAL_ERROR = "best_val_error"        # learning curve eps(m)

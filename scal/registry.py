@@ -39,21 +39,30 @@ def register(client: MlflowClient, name: str, run_id: str, model: torch.nn.Modul
     """Log ``model`` in the trial's run, register it as a new version of ``name``, tag it."""
     model = model.to("cpu").eval()
     # A version is written whole (model, registration, tags) or, on Ctrl-C before it starts, not at all.
+    # The tags go in with the version itself, so a resumed study always recognises its versions.
+    tags = {
+        keys.R_SUBSET_SIZE: result.spec.subset_size, keys.R_N_PARAMS: result.n_params,
+        keys.R_VAL_ERROR: repr(result.min_val_error), keys.R_METRIC: metric,
+        keys.R_TRIAL_HASH: result.spec.trial_hash(), keys.R_STUDY_RUN: study_run_id,
+    }
     with deferred_interrupt():
         with mlflow.start_run(run_id=run_id):
-            info = mlflow.pytorch.log_model(
-                model, name="model", serialization_format="pickle", pip_requirements=_requirements(),
-                registered_model_name=name, await_registration_for=60,
-            )
-        version = str(info.registered_model_version)
-        for key, value in {
-            keys.R_SUBSET_SIZE: result.spec.subset_size, keys.R_N_PARAMS: result.n_params,
-            keys.R_VAL_ERROR: repr(result.min_val_error), keys.R_METRIC: metric,
-            keys.R_TRIAL_HASH: result.spec.trial_hash(), keys.R_STUDY_RUN: study_run_id,
-        }.items():
-            client.set_model_version_tag(name, version, key, str(value))
+            info = mlflow.pytorch.log_model(model, name="model", serialization_format="pickle",
+                                            pip_requirements=_requirements())
+        version = str(mlflow.register_model(info.model_uri, name, await_registration_for=60,
+                                            tags={k: str(v) for k, v in tags.items()}).version)
     return version
 
 
 def set_largest(client: MlflowClient, name: str, version: str) -> None:
     client.set_registered_model_alias(name, keys.ALIAS_LARGEST, version)
+
+
+def study_versions(client: MlflowClient, name: str, study_run_id: str) -> dict[int, str]:
+    """Versions already registered by the study run ``study_run_id``, by subset size (resume skips them)."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except mlflow.exceptions.MlflowException:
+        return {}
+    return {int(v.tags[keys.R_SUBSET_SIZE]): v.version for v in versions
+            if v.tags.get(keys.R_STUDY_RUN) == study_run_id and keys.R_SUBSET_SIZE in v.tags}

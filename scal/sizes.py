@@ -1,17 +1,19 @@
 """`scal search-size` and `scal train`: the overfitting search and single trials, tracked in MLflow.
 
-Both reuse the study's pieces (`scal.study.prepare`, `scal.study.TrialRunner`) so a probe here is
-the same trial, logged the same way, as a probe inside a study.
+Both reuse the study's pieces (`scal.study.prepare`, `scal.study.TrackedTrials`, the executors) so
+a probe here is the same trial, trained and logged the same way, as a probe inside a study.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 from scal import keys
 from scal.progress import Progress
-from scal.study import StudyConfig, TrialRunner, prepare
+from scal.study import StudyConfig, TrackedTrials, prepare
 from scal.tracking import StudyTracker
+from search.executor import TrialContext, make_executor
 from search.interpolate import Config
 from search.overfit import find_smallest_overfitting
 
@@ -26,21 +28,26 @@ def search_sizes(cfg: StudyConfig, subset_size: int | None = None) -> dict[str, 
     parent = tracker.start({"study.domain": p.domain.name, "study.unit": p.unit, "study.budget": p.budget.name,
                             "study.overfit_criterion": f"final_train_loss < {p.budget.overfit.ratio} * min_val_loss",
                             "study.subset_sizes": ",".join(map(str, sizes))}, run_name="search-size")
-    runner = TrialRunner(p, tracker, Progress(len(sizes), p.domain.metric(p.unit).name, enabled=cfg.progress))
+    executor = make_executor(cfg.executor, TrialContext(p.domain.name, p.data, p.plan, cfg.device),
+                             max_rounds=p.settings.scale.train.max_rounds)
+    trials = TrackedTrials(p, tracker, Progress(len(sizes), p.domain.metric(p.unit).name, enabled=cfg.progress), executor)
     base = Config(dict(p.settings.scale.size), p.settings.scale.lr)
     out, start = [], p.settings.scale.min_width
-    with tracker.closing():
-        for m in sizes:
-            found = find_smallest_overfitting(
-                m, base, p.domain.grow_knob, start, p.settings.scale.max_width, p.budget.bisect_steps,
-                p.budget.overfit, p.settings.make_spec, runner, seed=cfg.seed * 1000)
-            runner.progress.subset_done()
-            size = dict(base.size)
-            size[p.domain.grow_knob] = found.width
-            row = found.to_dict() | {"size": m, "n_params": p.domain.count_params(size, p.data)}
-            out.append(row)
-            tracker.log_dict(found.to_dict(), f"overfit/subset_{m}.json")
-            start = found.width  # the overfitting width does not shrink as the subset grows
+    try:
+        with tracker.closing():
+            for m in sizes:
+                found = find_smallest_overfitting(
+                    m, base, p.domain.grow_knob, start, p.settings.scale.max_width, p.budget.bisect_steps,
+                    p.budget.overfit, p.settings.make_spec, trials.run, seed=cfg.seed * 1000)
+                trials.progress.subset_done()
+                size = dict(base.size)
+                size[p.domain.grow_knob] = found.width
+                row = found.to_dict() | {"size": m, "n_params": p.domain.count_params(size, p.data)}
+                out.append(row)
+                tracker.log_dict(found.to_dict(), f"overfit/subset_{m}.json")
+                start = found.width  # the overfitting width does not shrink as the subset grows
+    finally:
+        executor.close()
     return {"experiment_id": tracker.experiment_id, "parent_run_id": parent, "domain": p.domain.name,
             "unit": p.unit, "criterion_ratio": p.budget.overfit.ratio, "subsets": out}
 
@@ -56,10 +63,17 @@ def train_one(cfg: StudyConfig, subset_size: int | None, knobs: Mapping[str, int
         raise ValueError(f"domain {p.domain.name} has no size knob {sorted(unknown)}")
     spec = p.settings.make_spec(m, Config(size, lr or p.settings.scale.lr), cfg.seed)
     tracker = StudyTracker(cfg.experiment or f"{p.study}-trials", cfg.tracking_uri)
-    runner = TrialRunner(p, tracker, Progress(1, p.domain.metric(p.unit).name, enabled=cfg.progress))
-    (result,) = runner([spec], keys.ROLE_GRID)
-    runner.progress.close()
-    return {"run_id": runner.run_ids[spec.trial_hash()], "experiment_id": tracker.experiment_id, "status": result.status,
+    # One trial gains nothing from a cluster: local unless --executor ray is asked for.
+    settings = cfg.executor if cfg.executor.kind == "ray" else replace(cfg.executor, kind="local")
+    executor = make_executor(settings, TrialContext(p.domain.name, p.data, p.plan, cfg.device),
+                             max_rounds=p.settings.scale.train.max_rounds)
+    trials = TrackedTrials(p, tracker, Progress(1, p.domain.metric(p.unit).name, enabled=cfg.progress), executor)
+    try:
+        (result,) = trials.run([spec], keys.ROLE_GRID)
+    finally:
+        executor.close()
+    trials.progress.close()
+    return {"run_id": trials.run_ids[spec.trial_hash()], "experiment_id": tracker.experiment_id, "status": result.status,
             "subset_size": m, **{f"size.{k}": v for k, v in size.items()}, "lr": spec.lr, "n_params": result.n_params,
             "min_val_error": result.min_val_error, "min_val_loss": result.min_val_loss,
             "final_train_loss": result.final_train_loss, "best_epoch": result.best_epoch, "steps": result.steps,

@@ -22,13 +22,14 @@ import logging
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import mlflow
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
 from domains.protocol import TrialResult, TrialSpec
@@ -83,6 +84,35 @@ def deferred_interrupt():
         signal.signal(signal.SIGINT, previous)
     if caught:
         raise KeyboardInterrupt
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()
+
+
+def done_key(role: str, trial_hash: str) -> str:
+    """A finished trial is reused in the same role only: a probe's run does not stand in for the
+    grid's run of the same spec, which the analysis reads back as one of the grid's seeds."""
+    return f"{role}:{trial_hash}"
+
+
+def result_from_run(spec: TrialSpec, run: Run) -> TrialResult:
+    """A finished trial read back from its MLflow run (what a resumed study reuses)."""
+    m, nan = run.data.metrics, float("nan")
+    return TrialResult(
+        spec=spec, n_params=int(run.data.params.get(keys.P_N_PARAMS, 0)),
+        min_val_error=m.get(keys.M_MIN_VAL_ERROR, nan), min_val_loss=m.get(keys.M_MIN_VAL_LOSS, nan),
+        best_epoch=m.get(keys.M_BEST_EPOCH, nan), best_step=int(m.get(keys.M_BEST_STEP, 0)),
+        final_train_loss=m.get(keys.M_FINAL_TRAIN_LOSS, nan), steps=int(m.get(keys.M_STEPS, 0)),
+        epochs=m.get(keys.M_EPOCHS, nan), wall_time_s=m.get(keys.M_WALL_TIME_S, 0.0),
+        status=run.data.tags.get(keys.STATUS, "ok"), reason=run.data.tags.get(keys.REASON, ""),
+    )
 
 
 def _now_ms() -> int:
@@ -153,10 +183,12 @@ class StudyTracker:
         study = run.data.tags.get(keys.STUDY, client.get_experiment(run.info.experiment_id).name)
         return cls(study, uri, attach_run_id=run_id)
 
-    def start(self, params: Mapping[str, Any], run_name: str) -> str:
-        tags = {keys.ROLE: keys.ROLE_STUDY, keys.STUDY: self.study}
+    def start(self, params: Mapping[str, Any], run_name: str, tags: Mapping[str, Any] | None = None) -> str:
+        """Create the parent run (or take the attached / resumed one) and log the study's settings."""
+        tags = {keys.ROLE: keys.ROLE_STUDY, keys.STUDY: self.study, keys.DRIVER: f"{socket.gethostname()}:{os.getpid()}",
+                **(tags or {})}
         if self.parent_run_id is None:
-            run = self.client.create_run(self.experiment_id, tags={keys.RUN_NAME: run_name}, run_name=run_name)
+            run = self.client.create_run(self.experiment_id, tags={keys.RUN_NAME: str(run_name)}, run_name=run_name)
             self.parent_run_id = run.info.run_id
         log_batch(self.client, self.parent_run_id, params=params, tags=tags)
         return self.parent_run_id
@@ -176,8 +208,13 @@ class StudyTracker:
         self.finish("FINISHED")
 
     def log_trial(self, spec: TrialSpec, result: TrialResult, history: list[tuple[Mapping[str, float], int]],
-                  role: str, extra_tags: Mapping[str, Any] | None = None) -> str:
-        """One child run per trial, written in a few batched calls, then terminated."""
+                  role: str, extra_tags: Mapping[str, Any] | None = None, start_ms: int | None = None,
+                  end_ms: int | None = None) -> str:
+        """One child run per trial, written in a few batched calls, then terminated.
+
+        The run's start and end times are the trial's own (under Ray, trials overlap in time
+        and the MLflow UI shows it), not the moment the driver logged it.
+        """
         name = f"m{spec.subset_size}-" + "-".join(f"{k}{v}" for k, v in sorted(spec.size.items())) + f"-lr{spec.lr:.2g}-s{spec.seed}"
         tags = {
             keys.ROLE: role, keys.STATUS: result.status,
@@ -188,23 +225,70 @@ class StudyTracker:
         if result.reason:
             tags[keys.REASON] = result.reason[:4000]
         tags.update(extra_tags or {})
+        tags = {k: str(v) for k, v in tags.items()}   # the REST store takes strings only
         ts = _now_ms()
         metrics = [Metric(k, float(v), ts, step) for values, step in history for k, v in values.items()]
         summary = {
             keys.M_MIN_VAL_ERROR: result.min_val_error, keys.M_MIN_VAL_LOSS: result.min_val_loss,
             keys.M_BEST_EPOCH: result.best_epoch, keys.M_FINAL_TRAIN_LOSS: result.final_train_loss,
             keys.M_WALL_TIME_S: result.wall_time_s, keys.M_STEPS: result.steps,
+            keys.M_BEST_STEP: result.best_step, keys.M_EPOCHS: result.epochs, keys.M_ROUNDS: len(history),
         }
         metrics += [Metric(k, float(v), ts, result.steps) for k, v in summary.items()]
         with deferred_interrupt():
-            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id
+            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=name, start_time=start_ms).info.run_id
             try:
                 log_batch(self.client, run_id, metrics=metrics, params=trial_params(spec, result.n_params))
             except Exception:
                 self.client.set_terminated(run_id, "FAILED")
                 raise
-            self.client.set_terminated(run_id, "FINISHED" if result.status != "failed" else "FAILED")
+            self.client.set_terminated(run_id, "FINISHED" if result.status != "failed" else "FAILED", end_time=end_ms)
         return run_id
+
+    # --- resume ---------------------------------------------------------------------------------
+    def find_unfinished(self, fingerprint: str) -> Run | None:
+        """The newest study run of this experiment with ``fingerprint`` that did not finish."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{keys.ROLE}` = '{keys.ROLE_STUDY}' and tags.`{keys.FINGERPRINT}` = '{fingerprint}'",
+            order_by=["attributes.start_time DESC"], max_results=1)
+        return runs[0] if runs and runs[0].info.status != "FINISHED" else None
+
+    def resume(self, run: Run) -> dict[str, Run]:
+        """Continue the study run ``run``: returns its finished trials by `done_key` (role and trial hash).
+
+        Refuses a run whose driver is still alive on this host. Child runs left RUNNING (the
+        driver was killed while writing one) are marked KILLED and their trials run again.
+        """
+        driver = run.data.tags.get(keys.DRIVER, "")
+        host, _, pid = driver.rpartition(":")
+        if run.info.status == "RUNNING" and host == socket.gethostname() and pid.isdigit() and _alive(int(pid)):
+            raise ValueError(f"study run {run.info.run_id} is still running (pid {pid}); stop it first, "
+                             "or start a new study with --no-resume")
+        self.parent_run_id = run.info.run_id
+        self.client.update_run(run.info.run_id, status="RUNNING")
+        done: dict[str, Run] = {}
+        for child in self._children():
+            h, status = child.data.tags.get(keys.TRIAL_HASH), child.data.tags.get(keys.STATUS)
+            if child.info.status == "RUNNING":
+                self.client.set_terminated(child.info.run_id, "KILLED")
+            elif h and status in keys.DONE_STATUSES and child.info.status == "FINISHED":
+                done.setdefault(done_key(child.data.tags.get(keys.ROLE, ""), h), child)
+        return done
+
+    def _children(self) -> list[Run]:
+        out, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], f"tags.`{keys.PARENT}` = '{self.parent_run_id}'",
+                                           max_results=1000, page_token=token)
+            out.extend(page)
+            token = page.token
+            if not token:
+                return out
+
+    def curve_steps(self) -> set[int]:
+        """Subset sizes whose learning-curve point the parent run already has."""
+        return {m.step for m in self.client.get_metric_history(self.parent_run_id, keys.M_BEST_VAL_ERROR)}
 
     def log_curve_point(self, subset_size: int, best_val_error: float, best_n_params: int) -> None:
         ts = _now_ms()

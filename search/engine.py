@@ -6,25 +6,38 @@
    configurations in log(m) (`search.interpolate`); a Monte Carlo grid search around it
    (`search.grid`) gives the subset's best-fit model.
 
-Training goes through ``run_trials(specs, role)`` (an executor: in-process here, Ray in a later
-step), and every finished subset is handed to ``on_subset(outcome)`` at once, so the caller can
-log and register it before the next subset starts: nothing finished is lost if a later one fails.
+Training goes through ``trials`` (`Trials`: ``run(specs, role)`` for a fixed list, ``search(proposer,
+role)`` for an adaptive one; `scal.study` puts an executor and MLflow behind it), and every
+finished subset is handed to ``on_subset(outcome)`` at once, so the caller can log and register it
+before the next subset starts: nothing finished is lost if a later one fails.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
-from domains.protocol import Domain, Scale, TrialSpec
+from domains.protocol import Domain, Scale, TrialResult, TrialSpec
 from search.budget import Budget
-from search.grid import ConfigScore, best_config, sample_configs
+from search.executor import Proposer
+from search.grid import ConfigScore, best_config, grid_configs, sample_configs
 from search.interpolate import Config, interpolate
-from search.overfit import OverfitSearch, RunTrials, find_smallest_overfitting
+from search.overfit import OverfitSearch, find_smallest_overfitting
+from search.refine import GridProposer, SkoptProposer
 from search.subsets import SubsetPlan
+
+SEARCHERS = ("grid", "skopt")
+
+
+class Trials(Protocol):
+    """Where the search sends its trials (`scal.study.TrackedTrials`, or a test's stand-in)."""
+
+    def run(self, specs: list[TrialSpec], role: str) -> list[TrialResult]: ...
+
+    def search(self, proposer: Proposer, role: str) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +70,8 @@ class SearchSettings:
     budget: Budget
     scale: Scale
     seed: int = 0
+    searcher: str = "grid"          # grid (Monte Carlo) | skopt (Bayesian refinement)
+    skopt_estimator: str = "GP"
 
     def make_spec(self, subset_size: int, config: Config, seed: int) -> TrialSpec:
         return TrialSpec(
@@ -72,30 +87,34 @@ class SearchSettings:
         )
 
 
-def grid_search(
-    index: int,
-    size: int,
-    centre: Config,
-    s: SearchSettings,
-    run_trials: RunTrials,
-) -> SubsetOutcome:
-    """Train K configurations x S seeds around ``centre``; score by median minimum validation error."""
-    rng = np.random.default_rng([s.seed, index])
-    configs = sample_configs(centre, s.budget, s.domain.grow_knob, s.scale.min_width, s.scale.max_width, rng)
-    specs = [s.make_spec(size, cfg, s.seed * 1000 + seed) for cfg in configs for seed in range(s.budget.n_seeds)]
-    results = run_trials(specs, "grid")
-    scores = [ConfigScore(cfg) for cfg in configs]
-    for i, res in enumerate(results):
-        scores[i // s.budget.n_seeds].results.append(res)
-    return SubsetOutcome(index, size, centre, scores)
+def grid_search(index: int, size: int, centre: Config, s: SearchSettings, trials: Trials) -> SubsetOutcome:
+    """Train K configurations x S seeds around ``centre``; score by median minimum validation error.
+
+    The S seeds of a configuration are separate trials (they run in parallel on Ray). With
+    ``searcher="grid"`` the K configurations are drawn at random up front; with ``"skopt"`` each
+    next one is chosen from the results so far (`search.refine`).
+    """
+    seeds = [s.seed * 1000 + i for i in range(s.budget.n_seeds)]
+    make = lambda cfg, seed: s.make_spec(size, cfg, seed)  # noqa: E731
+    if s.searcher == "skopt":
+        grid = grid_configs(centre, s.budget, s.domain.grow_knob, s.scale.min_width, s.scale.max_width)
+        proposer: GridProposer | SkoptProposer = SkoptProposer(
+            grid, s.budget.k_configs, seeds, make, s.domain.grow_knob, seed=s.seed * 1000 + index,
+            estimator=s.skopt_estimator)
+    else:
+        rng = np.random.default_rng([s.seed, index])
+        configs = sample_configs(centre, s.budget, s.domain.grow_knob, s.scale.min_width, s.scale.max_width, rng)
+        proposer = GridProposer(configs, seeds, make)
+    trials.search(proposer, "grid")
+    return SubsetOutcome(index, size, centre, proposer.scores)
 
 
-def anchor(index: int, size: int, start_width: int, s: SearchSettings, run_trials: RunTrials) -> SubsetOutcome:
+def anchor(index: int, size: int, start_width: int, s: SearchSettings, trials: Trials) -> SubsetOutcome:
     """Smallest overfitting model at ``size``, then the best fit around it."""
     base = Config(dict(s.scale.size), s.scale.lr)
     found = find_smallest_overfitting(
         size, base, s.domain.grow_knob, start_width, s.scale.max_width, s.budget.bisect_steps,
-        s.budget.overfit, s.make_spec, run_trials, seed=s.seed * 1000,
+        s.budget.overfit, s.make_spec, trials.run, seed=s.seed * 1000,
     )
     if not found.reached:
         log.warning(
@@ -104,7 +123,7 @@ def anchor(index: int, size: int, start_width: int, s: SearchSettings, run_trial
         )
     centre_size = dict(base.size)
     centre_size[s.domain.grow_knob] = found.width
-    outcome = grid_search(index, size, Config(centre_size, base.lr), s, run_trials)
+    outcome = grid_search(index, size, Config(centre_size, base.lr), s, trials)
     outcome.overfit = found
     return outcome
 
@@ -112,26 +131,26 @@ def anchor(index: int, size: int, start_width: int, s: SearchSettings, run_trial
 def run_search(
     plan: SubsetPlan,
     s: SearchSettings,
-    run_trials: RunTrials,
+    trials: Trials,
     on_subset: Callable[[SubsetOutcome], None] = lambda o: None,
 ) -> SearchResult:
     """Anchors first (smallest, then largest subset), then the subsets between, smallest first."""
     sizes = plan.sizes
     result = SearchResult(plan)
-    first = anchor(0, sizes[0], s.scale.min_width, s, run_trials)
+    first = anchor(0, sizes[0], s.scale.min_width, s, trials)
     on_subset(first)
     result.outcomes.append(first)
     if len(sizes) == 1:
         return result
     # A model too small to overfit the small subset cannot overfit a larger one, so the large
     # anchor's growth starts at the small anchor's overfitting width: it skips certain failures.
-    last = anchor(len(sizes) - 1, sizes[-1], first.overfit.width, s, run_trials)
+    last = anchor(len(sizes) - 1, sizes[-1], first.overfit.width, s, trials)
     on_subset(last)
     small, large = first.best.config, last.best.config
     middle = []
     for i, m in enumerate(sizes[1:-1], start=1):
         centre = interpolate(m, sizes[0], small, sizes[-1], large, s.domain.grow_knob)
-        outcome = grid_search(i, m, centre, s, run_trials)
+        outcome = grid_search(i, m, centre, s, trials)
         on_subset(outcome)
         middle.append(outcome)
     result.outcomes = [first, *middle, last]

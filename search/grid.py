@@ -53,7 +53,8 @@ class ConfigScore:
 
     @property
     def ok_results(self) -> list[TrialResult]:
-        return [r for r in self.results if r.ok and math.isfinite(r.min_val_error)]
+        """Seeds that count: finished or stopped early (an upper bound, so stopping never flatters)."""
+        return [r for r in self.results if r.scored and math.isfinite(r.min_val_error)]
 
     @property
     def score(self) -> float:
@@ -65,8 +66,9 @@ class ConfigScore:
         return self.results[0].n_params if self.results else 0
 
     def best_seed(self) -> TrialResult | None:
+        """The seed whose model represents the configuration: a full run before a stopped one."""
         ok = self.ok_results
-        return min(ok, key=lambda r: r.min_val_error) if ok else None
+        return min(ok, key=lambda r: (not r.ok, r.min_val_error)) if ok else None
 
 
 def best_config(scores: list[ConfigScore]) -> ConfigScore:

@@ -22,6 +22,8 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
     env = dict(os.environ)
     env.pop("MLFLOW_RUN_ID", None)
     env.pop("MLFLOW_TRACKING_URI", None)
+    # Tests run the in-process executor unless they ask for Ray (--executor ray): it starts in no time.
+    env["SCAL_EXECUTOR"] = "local"
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "scal", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
@@ -29,10 +31,10 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
 
 @pytest.fixture(scope="session")
 def toy_study(tmp_path_factory):
-    """A smoke study on toy, run through the CLI with --json into a fresh sqlite store."""
+    """A smoke study on toy, run through the CLI with --json into a fresh sqlite store, on a local Ray instance."""
     d = tmp_path_factory.mktemp("toy_study")
     uri = sqlite_uri(d)
-    proc = run_cli(["study", "--domain", "toy", "--budget", "smoke", "--tracking-uri", uri, "--json"], cwd=d)
+    proc = run_cli(["study", "--domain", "toy", "--budget", "smoke", "--tracking-uri", uri, "--json", "--executor", "ray"], cwd=d)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"dir": d, "uri": uri, "proc": proc, "summary": json.loads(proc.stdout)}
 
@@ -41,8 +43,10 @@ def toy_study(tmp_path_factory):
 def lm_study(tmp_path_factory):
     """A smoke study on the embedded Shakespeare (char level), through the library call."""
     from scal.study import StudyConfig, run_study
+    from search.executor import ExecutorSettings
 
     d = tmp_path_factory.mktemp("lm_study")
     uri = sqlite_uri(d)
-    cfg = StudyConfig(domain="lm", unit="char", budget="smoke", tracking_uri=uri, device="cpu", progress=False)
+    cfg = StudyConfig(domain="lm", unit="char", budget="smoke", tracking_uri=uri, device="cpu", progress=False,
+                      executor=ExecutorSettings(kind="local"))
     return {"dir": d, "uri": uri, "summary": run_study(cfg)}

@@ -1,0 +1,396 @@
+"""The Ray Tune executor: every trial a Tune trial with its own resources. The only module importing ray.
+
+One `Tuner.fit` runs for the executor's whole life, in a background thread, so Tune's trial actors
+(each a worker process that has imported torch) are reused across every batch of the study; a
+Tuner per batch would pay a few seconds of worker start-up for every overfitting probe.
+
+- The search calls ``run(proposer, ...)`` in the main thread, once per batch (a subset's grid,
+  one overfitting probe). `_Feed`, the Tuner's `Searcher`, asks the current batch's `Proposer`
+  for trials whenever resources free up, so concurrency follows the cluster (``max_concurrent``
+  caps it); between batches it answers "nothing yet".
+- `_trainable` calls `search.executor.run_trial` on the worker, reporting one Tune result per
+  validation round (so ASHA can stop poor trials) and a final result with the trial's summary.
+  A grid trial's model goes to `_ModelStore`, an actor beside the driver, so no shared storage is
+  needed between nodes.
+- `_Collector`, a Tune callback in the driver, gathers each trial's rounds, tells the proposer the
+  result and queues the finished `TrialOutcome`; ``run`` hands it to ``on_done`` in the main thread,
+  which logs it to MLflow. One thread of one process writes the store: no "database is locked"
+  with sqlite, and nothing on the workers needs the tracking URI.
+- ``--scheduler asha`` is ASHA per batch (`_BatchASHA`): trials are only compared with the other
+  trials of the same subset's grid, never across subsets whose errors differ by design.
+
+Without ``--ray-address`` a local Ray instance bound to 127.0.0.1 is started and shut down at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# Before ray is imported: no TensorBoard/CSV/JSON loggers per trial (MLflow is the record), and
+# Ctrl-C reaches scal (which marks the study KILLED) instead of Tune's own graceful-stop handler.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: E402
+from ray.tune.search import Searcher  # noqa: E402
+
+from domains.protocol import TrialResult, TrialSpec  # noqa: E402
+from search.executor import (  # noqa: E402
+    FINISHED, ExecutorSettings, OnDone, Proposer, TrialContext, TrialOutcome, run_trial,
+)
+
+log = logging.getLogger(__name__)
+
+_ROUND_KEYS = ("train_loss", "val_loss", "val_error", "epoch", "lr")
+_METRIC = "val_error"
+
+
+@ray.remote(num_cpus=0)
+class _ModelStore:
+    """Holds finished grid trials' models until the driver takes them."""
+
+    def __init__(self):
+        self.models: dict[str, Any] = {}
+
+    def put(self, key: str, model: Any) -> None:
+        self.models[key] = model
+
+    def pop(self, key: str) -> Any:
+        return self.models.pop(key, None)
+
+
+def _trainable(config: dict, ctx: TrialContext, store: Any, threads: int) -> None:
+    spec: TrialSpec = config["spec"]
+    node = ray.get_runtime_context().get_node_id()
+
+    def report(metrics: dict[str, float], step: int) -> None:
+        tune.report({**{k: float(v) for k, v in metrics.items()}, "step": step, "final": 0, "node": node})
+
+    out = run_trial(ctx, spec, keep_model=config["keep_model"], threads=threads, log=report)
+    if out.model is not None:
+        ray.get(store.put.remote(spec.trial_hash(), out.model))
+    r = out.result
+    tune.report({
+        _METRIC: r.min_val_error if math.isfinite(r.min_val_error) else 1e30, "final": 1, "node": node,
+        "result": r, "threads": out.threads, "start_ms": out.start_ms, "end_ms": out.end_ms,
+    })
+
+
+@dataclass
+class _Batch:
+    """One ``run`` call: its proposer, and the outcomes on their way to the main thread."""
+
+    id: int
+    proposer: Proposer
+    role: str
+    keep_models: bool
+    outcomes: "queue.Queue[TrialOutcome | None]" = field(default_factory=queue.Queue)
+    suggested: int = 0
+    completed: int = 0
+    exhausted: bool = False
+
+    def maybe_done(self) -> None:
+        if self.exhausted and self.completed == self.suggested:
+            self.outcomes.put(None)
+
+
+class _Feed(Searcher):
+    """The Tuner's searcher: the current batch's proposer, or "nothing yet" between batches."""
+
+    def __init__(self):
+        super().__init__(metric=_METRIC, mode="min")
+        self.lock = threading.Condition()
+        self.batch: _Batch | None = None
+        self.closed = False
+        self.batches: dict[int, _Batch] = {}
+
+    def set_batch(self, batch: _Batch | None) -> None:
+        with self.lock:
+            if batch is not None:
+                self.batches[batch.id] = batch
+            self.batch = batch
+            self.lock.notify_all()
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.lock.notify_all()
+
+    def _waiting(self) -> bool:
+        """No trial of ours runs and the current batch (if any) has nothing more to start."""
+        return ((self.batch is None or self.batch.exhausted)
+                and all(b.completed == b.suggested for b in self.batches.values()))
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        with self.lock:
+            # With no trial running, Tune polls its searcher once a second; waiting here for the
+            # next batch instead starts it at once (between a probe and the next, that is the
+            # whole difference between a local and a Ray study on one machine).
+            if self._waiting() and not self.closed:
+                self.lock.wait_for(lambda: self.closed or not self._waiting(), timeout=5.0)
+            if self.closed:
+                return Searcher.FINISHED
+            b = self.batch
+            if b is None or b.exhausted:
+                return None
+            spec = b.proposer.suggest()
+            if spec is None:
+                return None
+            if spec == FINISHED:
+                b.exhausted = True
+                b.maybe_done()
+                return None
+            b.suggested += 1
+            return {"spec": spec, "keep_model": b.keep_models, "batch": b.id, "role": b.role}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass  # `_Collector` tells the proposer: it also sees stopped and failed trials whole
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its searcher into the experiment state; scal resumes through MLflow, so the
+        # live batches (locks, queues) are left out.
+        return {"_metric": self._metric, "_mode": self._mode}
+
+    def __setstate__(self, state: dict) -> None:
+        _Feed.__init__(self)
+
+    def save(self, checkpoint_path: str) -> None:   # resume goes through MLflow, not Tune's state
+        pass
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
+
+class _BatchASHA(FIFOScheduler):
+    """ASHA within each batch (a subset's grid); every other trial runs to its end."""
+
+    def __init__(self, max_t: int):
+        super().__init__()
+        self.max_t = max_t
+        self.per_batch: dict[int, ASHAScheduler] = {}
+
+    def _asha(self, trial) -> ASHAScheduler | None:
+        if trial.config.get("role") != "grid":
+            return None
+        b = trial.config["batch"]
+        if b not in self.per_batch:
+            self.per_batch[b] = ASHAScheduler(time_attr="training_iteration", metric=_METRIC, mode="min",
+                                              max_t=self.max_t, grace_period=2, reduction_factor=2)
+        return self.per_batch[b]
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        if (a := self._asha(trial)) is not None:
+            a.on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        a = self._asha(trial)
+        return a.on_trial_result(tune_controller, trial, result) if a is not None else self.CONTINUE
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        if (a := self._asha(trial)) is not None:
+            a.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller, trial) -> None:
+        if (a := self._asha(trial)) is not None:
+            a.on_trial_remove(tune_controller, trial)
+
+
+class _Collector(tune.Callback):
+    """Driver side: rounds in, one `TrialOutcome` out per trial, to the proposer and the batch's queue."""
+
+    def __init__(self, feed: _Feed, store: Any):
+        self.feed, self.store = feed, store
+        self.rounds: dict[str, list[dict]] = {}
+        self.first_ms: dict[str, int] = {}
+
+    def __getstate__(self) -> dict:
+        return {"feed": self.feed, "store": self.store, "rounds": {}, "first_ms": {}}
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.first_ms[trial.trial_id] = int(time.time() * 1000)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if not result.get("final"):
+            self.rounds.setdefault(trial.trial_id, []).append(result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, error=None)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, error=_last_line(trial.error_file) or "the Ray trial failed")
+
+    def _finish(self, trial, error: str | None) -> None:
+        spec: TrialSpec = trial.config["spec"]
+        batch = self.feed.batches.get(trial.config["batch"])
+        rounds = self.rounds.pop(trial.trial_id, [])
+        if batch is None:   # its batch was abandoned (interrupted): nobody waits for it
+            return
+        history = [({k: float(r[k]) for k in _ROUND_KEYS if k in r}, int(r["step"])) for r in rounds]
+        last = trial.last_result or {}
+        now = int(time.time() * 1000)
+        start = self.first_ms.pop(trial.trial_id, now)
+        node = str(last.get("node", rounds[-1]["node"] if rounds else ""))
+        if last.get("final") and error is None:
+            result: TrialResult = last["result"]
+            model = ray.get(self.store.pop.remote(spec.trial_hash())) if trial.config["keep_model"] else None
+            out = TrialOutcome(result, history, model, node=node, threads=int(last["threads"]),
+                               start_ms=int(last["start_ms"]), end_ms=int(last["end_ms"]))
+        else:  # stopped by the scheduler after some rounds, or failed before its summary
+            out = TrialOutcome(_partial_result(spec, history, error), history, None, node=node,
+                               start_ms=start, end_ms=now)
+        with self.feed.lock:
+            batch.proposer.complete(spec, out.result)
+            batch.completed += 1
+            batch.outcomes.put(out)
+            batch.maybe_done()
+
+
+def _partial_result(spec: TrialSpec, history, error: str | None) -> TrialResult:
+    """The summary of a trial that ended without its own: stopped early (ASHA) or failed."""
+    nan = float("nan")
+    if error is not None or not history:
+        return TrialResult(spec, 0, nan, nan, nan, 0, nan, 0, 0.0, 0.0, "failed", (error or "no result")[:500])
+    best_i = min(range(len(history)), key=lambda i: history[i][0].get("val_loss", math.inf))
+    best, step = history[best_i]
+    epochs = history[-1][0].get("epoch", nan)
+    return TrialResult(
+        spec, 0, best.get("val_error", nan), best.get("val_loss", nan), best.get("epoch", nan), step,
+        history[-1][0].get("train_loss", nan), history[-1][1], epochs, 0.0, "stopped",
+        f"stopped by the scheduler after {len(history)} rounds")
+
+
+def _last_line(path: str | None) -> str:
+    try:
+        with open(path) as f:
+            lines = [ln.strip() for ln in f if ln.strip()]
+        return lines[-1] if lines else ""
+    except (OSError, TypeError):
+        return ""
+
+
+class RayExecutor:
+    """Trials as Ray Tune trials; a local Ray instance unless ``settings.ray_address`` is given."""
+
+    name = "ray"
+
+    def __init__(self, ctx: TrialContext, settings: ExecutorSettings, max_rounds: int):
+        self.settings, self.max_rounds = settings, max_rounds
+        self.started_ray = False
+        for noisy in ("ray", "ray.tune", "ray.train", "ray.air"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        if not ray.is_initialized():
+            t0 = time.perf_counter()
+            if settings.ray_address:
+                ray.init(address=settings.ray_address, log_to_driver=False, configure_logging=False)
+            else:
+                # Bound to loopback: a laptop's study is nobody else's business.
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
+                         log_to_driver=False, configure_logging=False)
+                self.started_ray = True
+            log.info("ray: %s in %.1f s, %s", "joined " + settings.ray_address if settings.ray_address
+                     else "started a local instance", time.perf_counter() - t0, self._resources_text())
+        try:
+            self._setup(ctx)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, ctx: TrialContext) -> None:
+        settings, max_rounds = self.settings, self.max_rounds
+        self.store = _ModelStore.remote()
+        self.tmp = tempfile.mkdtemp(prefix="scal-tune-")
+        self.feed = _Feed()
+        self._n_batches = 0
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        threads = max(1, int(settings.cpus_per_trial))
+        trainable = tune.with_resources(
+            tune.with_parameters(_trainable, ctx=ctx, store=self.store, threads=threads),
+            {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
+        )
+        scheduler = _BatchASHA(max_rounds + 1) if settings.scheduler == "asha" else FIFOScheduler()
+        self.tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=self.feed, num_samples=-1, scheduler=scheduler, max_concurrent_trials=self.concurrency,
+                # On the local instance a warm worker takes the next trial at once (a probe starts
+                # in 0.2 s, not 2 s). On a joined cluster every trial gets a fresh worker: with reuse,
+                # the warm worker would take every trial shorter than a new worker's start-up and
+                # leave the other nodes idle.
+                reuse_actors=not settings.ray_address, metric=_METRIC, mode="min",
+                trial_dirname_creator=lambda t: t.trial_id),
+            run_config=tune.RunConfig(name="scal", storage_path=self.tmp, verbose=0,
+                                      callbacks=[_Collector(self.feed, self.store)]),
+        )
+
+    def _resources_text(self) -> str:
+        r = ray.cluster_resources()
+        return f"{len(ray.nodes())} node(s), {r.get('CPU', 0):g} CPUs, {r.get('GPU', 0):g} GPUs"
+
+    @property
+    def concurrency(self) -> int:
+        r = ray.cluster_resources()
+        slots = r.get("CPU", 0) / self.settings.cpus_per_trial
+        if self.settings.gpus_per_trial > 0:
+            slots = min(slots, r.get("GPU", 0) / self.settings.gpus_per_trial)
+        if self.settings.max_concurrent:
+            slots = min(slots, self.settings.max_concurrent)
+        return max(1, int(slots))
+
+    def _fit(self) -> None:
+        try:
+            self.tuner.fit()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by `run`
+            self._error = exc
+
+    def run(self, proposer: Proposer, role: str, on_done: OnDone, keep_models: bool = False) -> None:
+        """Run one batch to its end; ``on_done`` is called here, in the caller's thread, per trial."""
+        self._n_batches += 1
+        batch = _Batch(self._n_batches, proposer, role, keep_models)
+        self.feed.set_batch(batch)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._fit, name="scal-tune", daemon=True)
+            self._thread.start()
+        try:
+            while True:
+                try:
+                    out = batch.outcomes.get(timeout=0.5)
+                except queue.Empty:
+                    if not self._thread.is_alive():
+                        raise RuntimeError(f"the Ray Tune run ended early: {self._error!r}") from self._error
+                    continue
+                if out is None:
+                    return
+                on_done(out)
+        finally:
+            with self.feed.lock:
+                self.feed.batches.pop(batch.id, None)
+            self.feed.set_batch(None)
+
+    def close(self) -> None:
+        feed, thread = getattr(self, "feed", None), getattr(self, "_thread", None)
+        if feed is not None:
+            feed.close()
+        if thread is not None:
+            thread.join(timeout=30)
+        if getattr(self, "tmp", None):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            ray.kill(self.store)
+        except Exception:  # noqa: BLE001 - the cluster may already be gone, or the store never made
+            pass
+        if self.started_ray:
+            ray.shutdown()
