@@ -23,7 +23,7 @@ SMOKE = ["study", "--domain", "toy", "--budget", "smoke", "--json"]
 
 
 def _trial_runs(uri: str, parent: str):
-    client = MlflowClient(uri)
+    client = MlflowClient(uri, uri)
     exp = client.get_run(parent).info.experiment_id
     return client, client.search_runs([exp], f"tags.`{keys.PARENT}` = '{parent}'", max_results=1000)
 
@@ -185,7 +185,7 @@ def test_resume_after_sigkill(tmp_path, toy_study):
     finally:
         _kill_group(first.pid)   # what the killed driver's Ray left behind
     assert killed_at < 19, "the study finished before it could be killed"
-    client = MlflowClient(uri)
+    client = MlflowClient(uri, uri)   # registry too: other in-process studies moved mlflow's global registry URI
     (parent,) = client.search_runs([client.get_experiment_by_name("scal-toy-examples").experiment_id],
                                    f"tags.`{keys.ROLE}` = 'study'")
     assert parent.info.status == "RUNNING"   # what SIGKILL leaves
