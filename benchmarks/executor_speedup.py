@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from scal.study import StudyConfig, prepare, run_study
-from search.executor import ExecutorSettings, FixedProposer, TrialContext, make_executor
+from search.executor import ExecutorSettings, FixedProposer
 from search.interpolate import Config
 
 N_TINY = 40
@@ -38,7 +38,7 @@ def tiny_batch_s(kind: str) -> float:
     one_step = replace(p.settings.scale.train, max_steps=1, max_rounds=1, min_round_steps=1)
     specs = [replace(p.settings.make_spec(64, Config({"width": 4, "layers": 1}, 0.01), seed), train=one_step)
              for seed in range(N_TINY)]
-    ex = make_executor(ExecutorSettings(kind=kind, max_concurrent=1), TrialContext("toy", p.data, p.plan, "cpu"), 1)
+    ex = p.executor(ExecutorSettings(kind=kind, max_concurrent=1))
     try:
         ex.run(FixedProposer(specs[:2]), "grid", lambda o: None)     # warm-up: start the worker
         t0 = time.perf_counter()

@@ -34,7 +34,7 @@ import numpy as np
 
 from scal.study import StudyConfig, prepare
 from search.budget import Budget
-from search.executor import ExecutorSettings, FINISHED, TrialContext, make_executor
+from search.executor import FINISHED, ExecutorSettings
 from search.grid import ConfigScore, best_config, grid_configs
 from search.interpolate import Config
 from search.refine import GridProposer, SkoptProposer
@@ -88,8 +88,7 @@ def bench_domain(domain: str) -> list[Row]:
                    lr_mults=LR_MULTS, layer_offsets=(0,))
     grid = grid_configs(centre, space, p.domain.grow_knob, 1, 1 << 20)
     make = lambda cfg, seed: p.settings.make_spec(m, cfg, seed)  # noqa: E731
-    ctx = TrialContext(p.domain.name, p.data, p.plan, "cpu")
-    fifo = make_executor(ExecutorSettings(kind="ray"), ctx, p.settings.scale.train.max_rounds)
+    fifo = p.executor(ExecutorSettings(kind="ray"))
     t0 = time.perf_counter()
     full = GridProposer(grid, SEEDS, make)
     table: dict[str, tuple] = {}
@@ -123,7 +122,7 @@ def bench_domain(domain: str) -> list[Row]:
         r.found = score[r.picked.key()]
     rows += _summarise("skopt GP K=6, 10 seeds", sk, rows[0].found)
 
-    asha = make_executor(ExecutorSettings(kind="ray", scheduler="asha"), ctx, p.settings.scale.train.max_rounds)
+    asha = p.executor(ExecutorSettings(kind="ray", scheduler="asha"))
     try:
         for name, prop in [
             ("asha over the whole grid", GridProposer(grid, SEEDS, make)),

@@ -13,7 +13,6 @@ from scal import keys
 from scal.progress import Progress
 from scal.study import StudyConfig, TrackedTrials, prepare
 from scal.tracking import StudyTracker
-from search.executor import TrialContext, make_executor
 from search.interpolate import Config
 from search.overfit import find_smallest_overfitting
 
@@ -28,8 +27,7 @@ def search_sizes(cfg: StudyConfig, subset_size: int | None = None) -> dict[str, 
     parent = tracker.start({"study.domain": p.domain.name, "study.unit": p.unit, "study.budget": p.budget.name,
                             "study.overfit_criterion": f"final_train_loss < {p.budget.overfit.ratio} * min_val_loss",
                             "study.subset_sizes": ",".join(map(str, sizes))}, run_name="search-size")
-    executor = make_executor(cfg.executor, TrialContext(p.domain.name, p.data, p.plan, cfg.device),
-                             max_rounds=p.settings.scale.train.max_rounds)
+    executor = p.executor()
     trials = TrackedTrials(p, tracker, Progress(len(sizes), p.domain.metric(p.unit).name, enabled=cfg.progress), executor)
     base = Config(dict(p.settings.scale.size), p.settings.scale.lr)
     out, start = [], p.settings.scale.min_width
@@ -65,8 +63,7 @@ def train_one(cfg: StudyConfig, subset_size: int | None, knobs: Mapping[str, int
     tracker = StudyTracker(cfg.experiment or f"{p.study}-trials", cfg.tracking_uri)
     # One trial gains nothing from a cluster: local unless --executor ray is asked for.
     settings = cfg.executor if cfg.executor.kind == "ray" else replace(cfg.executor, kind="local")
-    executor = make_executor(settings, TrialContext(p.domain.name, p.data, p.plan, cfg.device),
-                             max_rounds=p.settings.scale.train.max_rounds)
+    executor = p.executor(settings)
     trials = TrackedTrials(p, tracker, Progress(1, p.domain.metric(p.unit).name, enabled=cfg.progress), executor)
     try:
         (result,) = trials.run([spec], keys.ROLE_GRID)

@@ -76,6 +76,14 @@ class Prepared:
     plan: SubsetPlan
     study: str
 
+    def context(self) -> TrialContext:
+        """What every trial of this study needs besides its spec (shipped once to each Ray node)."""
+        return TrialContext(self.domain.name, self.data, self.plan, self.cfg.device)
+
+    def executor(self, settings: ExecutorSettings | None = None):
+        """The executor ``settings`` (default: the study's own) ask for, set up for this study."""
+        return make_executor(settings or self.cfg.executor, self.context(), max_rounds=self.settings.scale.train.max_rounds)
+
 
 def prepare(cfg: StudyConfig) -> Prepared:
     """Resolve and validate; raises ValueError / DataError with a one-line message."""
@@ -167,8 +175,7 @@ class TrackedTrials:
         h = result.spec.trial_hash()
         if h not in self.models:
             log.info("training %s again for the registry (its model was not kept)", h)
-            ctx = TrialContext(self.p.domain.name, self.p.data, self.p.plan, self.p.cfg.device)
-            self.models[h] = run_trial(ctx, result.spec, keep_model=True, threads=self.threads.get(h) or None).model
+            self.models[h] = run_trial(self.p.context(), result.spec, keep_model=True, threads=self.threads.get(h) or None).model
         return self.models[h]
 
 
@@ -222,8 +229,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
     if previous is not None:
         done = tracker.resume(previous)
         log.info("resuming study run %s: %d finished trials will not run again", previous.info.run_id, len(done))
-    executor = make_executor(cfg.executor, TrialContext(p.domain.name, p.data, p.plan, cfg.device),
-                             max_rounds=p.settings.scale.train.max_rounds)
+    executor = p.executor()
     try:
         return _run(p, cfg, tracker, params, fp, done, executor, metric)
     finally:
