@@ -37,36 +37,98 @@ def plot_learning_curve(
     best_guess: float | None = None,
     title: str = "",
     band: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    regions=None,
+    in_fit=None,
+    holdout: int = 0,
+    extend_to: float | None = None,
 ) -> Path:
-    """Generalisation error against training set size, with the fit eps = alpha m^beta_g + gamma.
+    """Generalisation error against training set size, log-log, with the fitted curve.
 
-    ``band`` is (x, low, high), e.g. x plus `analysis.fit.prediction_band`; drawn shaded when
-    given. gamma (irreducible error) and ``best_guess`` (the error of always predicting the
-    best constant) are dashed horizontal lines.
+    ``band`` is (x, low, high), drawn shaded. ``regions`` (`analysis.regions.Regions`) shades the
+    small-data and irreducible regions. ``in_fit`` marks the points the curve was fitted on
+    (others hollow); the largest ``holdout`` of those are the held-out check (drawn as crosses).
+    The curve is solid over the fitted range and dashed beyond it up to ``extend_to``. The floor
+    and ``best_guess`` are dashed horizontal lines.
     """
     m = np.asarray(m, dtype=float)
     eps = np.asarray(eps, dtype=float)
+    in_fit = np.ones(m.shape, dtype=bool) if in_fit is None else np.asarray(in_fit, dtype=bool)
     fig, ax = plt.subplots(figsize=FIGSIZE_IN)
     try:
+        x_hi = max(float(m.max()) * CURVE_EXTEND_FACTOR, extend_to or 0.0)
+        x_lo = float(m.min()) / CURVE_EXTEND_FACTOR
+        if regions is not None:
+            _shade_regions(ax, regions, x_lo, x_hi)
         if band is not None:
             bx, lo, hi = (np.asarray(a, dtype=float) for a in band)
             ax.fill_between(bx, lo, hi, color="C0", alpha=0.2, linewidth=0, label=_ci_label(fit, "bootstrap band"))
-        ax.plot(m, eps, "o", color="C0", label="measured")
+        held = np.zeros(m.shape, dtype=bool)
+        if holdout:
+            held[np.flatnonzero(in_fit)[-holdout:]] = True
+        ax.plot(m[in_fit & ~held], eps[in_fit & ~held], "o", color="C0", label="measured (fitted)")
+        if held.any():
+            ax.plot(m[held], eps[held], "X", color="C4", markersize=9, label=f"held-out check ({holdout} largest)")
+        if (~in_fit).any():
+            ax.plot(m[~in_fit], eps[~in_fit], "o", mfc="none", color="C0", label="measured (not fitted)")
         if fit is not None:
-            x_curve = _curve_x(m)
-            beta = fit.params["beta_g"]
-            ax.plot(x_curve, fit.predict(x_curve), "-", color="C1",
-                    label=f"fit: $\\beta_g$ = {beta:.3f} {_interval_text(fit, 'beta_g')}")
-            gamma = fit.params["gamma"]
-            # gamma = 0 has no place on a log axis; the legend entry would only mislead.
-            if gamma > 0:
-                ax.axhline(gamma, color="C2", linestyle="--", label=f"irreducible $\\gamma$ = {gamma:.3g}")
+            lo_fit, hi_fit = fit.x_range
+            inside = np.geomspace(lo_fit, hi_fit, CURVE_POINTS)
+            exp_name = fit.exponent
+            ax.plot(inside, fit.predict(inside), "-", color="C1",
+                    label=f"{fit.form}: $\\{exp_name}$ = {fit.params[exp_name]:.3f} {_interval_text(fit, exp_name)}")
+            if x_hi > hi_fit:
+                beyond = np.geomspace(hi_fit, x_hi, CURVE_POINTS)
+                ax.plot(beyond, fit.predict(beyond), "--", color="C1", label="extrapolation")
+            floor = fit.floor()
+            # A zero floor has no place on a log axis; the legend entry would only mislead.
+            if floor > 0:
+                ax.axhline(floor, color="C2", linestyle="--", label=f"floor = {floor:.3g}")
         if best_guess is not None and best_guess > 0:
             ax.axhline(best_guess, color="C3", linestyle="--", label=f"best guess = {best_guess:.3g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xlim(x_lo, x_hi)
         ax.set_xlabel("training set size m")
         ax.set_ylabel(metric_label)
+        _finish(ax, title)
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def _shade_regions(ax, regions, x_lo: float, x_hi: float) -> None:
+    if regions.small_data_until is not None:
+        edge = regions.small_data_until
+        if regions.power_law_from is not None:
+            edge = float(np.sqrt(regions.small_data_until * regions.power_law_from))
+        ax.axvspan(x_lo, edge, color="0.6", alpha=0.2, linewidth=0, label="small-data region")
+    if regions.irreducible_from is not None and regions.irreducible_from < x_hi:
+        ax.axvspan(max(regions.irreducible_from, x_lo), x_hi, color="C2", alpha=0.1, linewidth=0,
+                   label="irreducible region")
+
+
+def plot_residuals(m, eps, fit: CurveFit, path, in_fit=None, holdout_fits: dict | None = None,
+                   holdout: int = 0, title: str = "") -> Path:
+    """log(fit) - log(measured) against m for the chosen fit, and for each form's fit on the
+    points before the held-out ones (how each would have extrapolated)."""
+    m = np.asarray(m, dtype=float)
+    eps = np.asarray(eps, dtype=float)
+    in_fit = np.ones(m.shape, dtype=bool) if in_fit is None else np.asarray(in_fit, dtype=bool)
+    fig, ax = plt.subplots(figsize=FIGSIZE_IN)
+    try:
+        ax.axhline(0.0, color="0.3", linewidth=0.8)
+        ax.plot(m[in_fit], np.log(fit.predict(m[in_fit])) - np.log(eps[in_fit]), "o-", color="C1",
+                label=f"{fit.form} on all fitted points")
+        for i, (name, f) in enumerate(sorted((holdout_fits or {}).items())):
+            with np.errstate(all="ignore"):
+                r = np.log(f.predict(m[in_fit])) - np.log(eps[in_fit])
+            ax.plot(m[in_fit], r, ".:", color=f"C{(i + 3) % 10}", alpha=0.8, label=f"{name} before held-out")
+        if holdout:
+            ax.axvspan(m[in_fit][-holdout] / 1.2, m[in_fit][-1] * 1.2, color="C4", alpha=0.1, linewidth=0,
+                       label="held out")
+        ax.set_xscale("log")
+        ax.set_xlabel("training set size m")
+        ax.set_ylabel("log(predicted) - log(measured)")
         _finish(ax, title)
         return _save(fig, path)
     finally:
@@ -82,7 +144,7 @@ def plot_model_size(m, n_params, fit: CurveFit | None, path, title: str = "") ->
         ax.plot(m, n_params, "s", color="C0", label="best-fit model")
         if fit is not None:
             x_curve = _curve_x(m)
-            beta = fit.params["beta_p"]
+            beta = fit.params[fit.exponent]
             ax.plot(x_curve, fit.predict(x_curve), "-", color="C1",
                     label=f"fit: $\\beta_p$ = {beta:.3f} {_interval_text(fit, 'beta_p')}")
         ax.set_xscale("log")

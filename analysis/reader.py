@@ -36,6 +36,15 @@ def read_trials(tracking_uri: str, parent_run_id: str) -> pd.DataFrame:
     return df
 
 
+def study_params(tracking_uri: str, parent_run_id: str) -> dict[str, str]:
+    """The params of a study's parent run (study.metric, study.best_guess_error, study.domain, ...)."""
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    try:
+        return dict(client.get_run(parent_run_id).data.params)
+    except mlflow.exceptions.MlflowException:
+        raise StudyNotFound(f"no run {parent_run_id!r} in {tracking_uri}") from None
+
+
 def latest_study(tracking_uri: str, experiment: str) -> str:
     """Run id of the newest study run in the experiment named ``experiment``."""
     client = mlflow.tracking.MlflowClient(tracking_uri)
@@ -50,7 +59,8 @@ def latest_study(tracking_uri: str, experiment: str) -> str:
 
 
 def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per (subset, configuration) of the grid: median, spread and count over seeds."""
+    """One row per (subset, configuration) of the grid: median, spread, count and the values over
+    seeds (``seed_errors``), and the median wall time and epochs of its trials."""
     col_role, col_status = f"tags.{keys.ROLE}", f"tags.{keys.STATUS}"
     err = f"metrics.{keys.M_MIN_VAL_ERROR}"
     if trials.empty or col_role not in trials:
@@ -62,9 +72,13 @@ def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
     size_cols = sorted(c for c in ok.columns if c.startswith(f"params.{keys.P_SIZE_PREFIX}"))
     cfg_cols = [f"params.{keys.P_SUBSET_SIZE}", *size_cols, f"params.{keys.P_LR}"]
     ok[err] = ok[err].astype(float)
+    wall, epochs = f"metrics.{keys.M_WALL_TIME_S}", f"metrics.{keys.M_EPOCHS}"
+    for col in (wall, epochs):
+        ok[col] = ok[col].astype(float) if col in ok else np.nan
     grouped = ok.groupby(cfg_cols, dropna=False).agg(
         val_error=(err, "median"), val_error_min=(err, "min"), val_error_max=(err, "max"),
-        n_seeds=(err, "size"), n_params=(f"params.{keys.P_N_PARAMS}", "first"),
+        n_seeds=(err, "size"), seed_errors=(err, list), n_params=(f"params.{keys.P_N_PARAMS}", "first"),
+        wall_time_s=(wall, "median"), epochs=(epochs, "median"),
     ).reset_index()
     grouped = grouped.rename(columns={f"params.{keys.P_SUBSET_SIZE}": "size", f"params.{keys.P_LR}": "lr",
                                       **{c: c.removeprefix("params.") for c in size_cols}})

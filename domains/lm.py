@@ -216,6 +216,10 @@ class LanguageModelDomain:
     def count_params(self, size: Mapping[str, int], data: LMData) -> int:
         return lstm_lm_params(len(data.vocab), int(size["width"]), int(size["layers"]))
 
+    def train_flops(self, n_params: float, units: float) -> float:
+        """6 * N * units: a dense net spends ~2N FLOPs per unit forward and ~4N backward (each character or word is one token)."""
+        return 6.0 * n_params * units
+
     def train(self, spec: TrialSpec, data: LMData, chunk_ids, log: LogFn, device: str = "cpu") -> tuple[TrialResult, nn.Module]:
         def build():
             return self.build_model(spec.size, data), LMTask(data, chunk_ids)

@@ -185,6 +185,11 @@ class Domain(Protocol):
         """Exact parameter count from the size knobs (a formula, checked against the module)."""
         ...
 
+    def train_flops(self, n_params: float, units: float) -> float:
+        """Training FLOPs for ``units`` of data (in the study's unit, counting every epoch) through a
+        model with ``n_params`` parameters: the planning estimate `scal predict` reports."""
+        ...
+
     def train(
         self,
         spec: TrialSpec,

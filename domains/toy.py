@@ -168,6 +168,10 @@ class ToyDomain:
     def count_params(self, size: Mapping[str, int], data: ToyData) -> int:
         return mlp_params(data.x.shape[1], int(size["width"]), int(size["layers"]))
 
+    def train_flops(self, n_params: float, units: float) -> float:
+        """6 * N * units: a dense net spends ~2N FLOPs per unit forward and ~4N backward (one unit is one example)."""
+        return 6.0 * n_params * units
+
     def train(self, spec: TrialSpec, data: ToyData, chunk_ids, log: LogFn, device: str = "cpu") -> tuple[TrialResult, nn.Module]:
         def build():
             return self.build_model(spec.size, data), ToyTask(data, chunk_ids)

@@ -1,92 +1,244 @@
-"""Fit a study's curves from what MLflow holds, and log the fits and plots to its parent run.
+"""A study's analysis: read its runs from MLflow, fit, classify, plan, plot, report, log.
 
-Shared by ``scal study`` (at the end) and ``scal analyze`` (on an existing store). The points are
-read back from MLflow with `analysis.reader`, never taken from memory, so what is fitted is
-exactly what anyone can see in the store.
+Shared by ``scal study`` (at the end), ``scal analyze``, ``scal report`` and ``scal predict``.
+The points are read back from MLflow with `analysis.reader`, never taken from memory, so what is
+fitted is exactly what anyone can see in the store.
 
-Points whose error is within ``SMALL_DATA_TOL`` of the best-guess error are in the small-data
-region (the model has learnt next to nothing) and are left out of the power-law fit when at
-least three other points remain.
+- Learning curve: the best-fit configuration of every subset (median over seeds of minimum
+  validation error); small-data points are left out of the fit (`analysis.regions.fit_mask`);
+  the form is ``auto`` by default (chosen by held-out extrapolation, `analysis.select`); the
+  bootstrap resamples subsets and, within each, seeds.
+- Model size: s(m) = sigma m**beta_p over the best-fit models' parameter counts.
+- Cost: measured wall time and units processed (epochs x m) of the best-fit trials, each fitted
+  with the same power law, and the domain's FLOPs estimate, for planning.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
-from analysis.fit import FitError, fit_learning_curve, fit_model_size, sublinear
-from analysis.plots import plot_learning_curve, plot_model_size
-from analysis.reader import best_fit_points, read_trials
+from analysis.fit import CurveFit, FitError, fit_model_size, json_float, sublinear
+from analysis.plan import data_for_error, power_at, predict_error
+from analysis.plots import plot_learning_curve, plot_model_size, plot_residuals
+from analysis.reader import best_fit_points, read_trials, study_params
+from analysis.regions import Regions, classify, fit_mask
+from analysis.report import write_report
+from analysis.select import AUTO, Selection, fit_curve
 from scal import keys
 from scal.tracking import StudyTracker
 
 log = logging.getLogger(__name__)
 
-SMALL_DATA_TOL = 0.05
+# The learning-curve plot draws the extrapolation this far past the largest subset.
+PLOT_EXTEND_FACTOR = 4.0
 
 
-def classify_regions(errors: np.ndarray, best_guess: float) -> list[str]:
-    """``small-data`` where error >= (1 - tol) * best guess, else ``power-law``."""
-    return ["small-data" if e >= (1 - SMALL_DATA_TOL) * best_guess else "power-law" for e in errors]
+@dataclass
+class StudyFits:
+    """Everything fitted for one study (see the module docstring)."""
+
+    run_id: str
+    points: pd.DataFrame
+    metric: str
+    best_guess: float
+    domain: str | None
+    unit: str | None
+    selection: Selection
+    regions: Regions
+    model_size: CurveFit
+    wall_time: CurveFit | None
+    units_seen: CurveFit | None
+
+    @property
+    def curve(self) -> CurveFit:
+        return self.selection.fit
 
 
-def analyze_study(tracker: StudyTracker, parent_run_id: str, metric: str, best_guess: float,
-                  n_boot: int = 200, out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Read, fit, plot, log; return the summary (the fields of ``scal study --json``)."""
-    points = best_fit_points(read_trials(tracker.uri, parent_run_id))
+def fit_study(uri: str, run_id: str, form: str = AUTO, holdout: int | None = None, n_boot: int = 200,
+              seed: int = 0) -> StudyFits:
+    """Read the study ``run_id`` from the store at ``uri`` and fit its curves."""
+    params = study_params(uri, run_id)
+    metric = params.get("study.metric", "error")
+    best_guess = float(params.get("study.best_guess_error", "nan"))
+    points = best_fit_points(read_trials(uri, run_id))
     if len(points) < 3:
-        raise FitError(f"study {parent_run_id} has {len(points)} subsets with finished trials; a fit needs at least 3")
+        raise FitError(f"study {run_id} has {len(points)} subsets with finished trials; a fit needs at least 3")
     m = points["size"].to_numpy(float)
     eps = points["val_error"].to_numpy(float)
-    n_params = points["n_params"].to_numpy(float)
-    points["region"] = classify_regions(eps, best_guess)
-    in_fit = points["region"].to_numpy() == "power-law"
-    if in_fit.sum() < 3:
-        in_fit[:] = True
+    in_fit = fit_mask(eps, best_guess)
+    seeds = [np.asarray(v, dtype=float) for v in points["seed_errors"]]
+    sel = fit_curve(m[in_fit], eps[in_fit], form=form, holdout=holdout,
+                    y_seeds=[s for s, keep in zip(seeds, in_fit) if keep], n_boot=n_boot, seed=seed)
+    regions = classify(m, eps, sel.fit, best_guess)
+    points["region"] = regions.labels
     points["in_fit"] = in_fit
+    ms = fit_model_size(m, points["n_params"].to_numpy(float), n_boot=n_boot, seed=seed)
+    return StudyFits(run_id, points, metric, best_guess, params.get("study.domain"), params.get("study.unit"),
+                     sel, regions, ms, _cost_fit(m, points["wall_time_s"], n_boot, seed),
+                     _cost_fit(m, points["epochs"].to_numpy(float) * m, n_boot, seed))
 
-    lc = fit_learning_curve(m[in_fit], eps[in_fit], n_boot=n_boot)
-    ms = fit_model_size(m, n_params, n_boot=n_boot)
-    grid = np.geomspace(m.min() / 1.5, m.max() * 4, 60)
-    low, high = lc.band(grid)
 
+def _cost_fit(m: np.ndarray, values, n_boot: int, seed: int) -> CurveFit | None:
+    """A power law of a measured cost against m, or None when it was not measured."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v) & (v > 0)
+    if ok.sum() < 3:
+        return None
+    return fit_model_size(m[ok], v[ok], n_boot=n_boot, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+# ---------------------------------------------------------------------------------------------
+
+
+def plan(fits: StudyFits, sizes: Sequence[float] = (), target_error: float | None = None) -> dict[str, Any]:
+    """Errors at ``sizes`` and, for ``target_error``, the data, model size and compute it needs."""
+    out: dict[str, Any] = {
+        "predictions": [{"m": float(s), **predict_error(fits.curve, s).to_dict()} for s in sizes]}
+    if target_error is None:
+        return out
+    need = data_for_error(fits.curve, target_error)
+    entry: dict[str, Any] = {"data": need.to_dict()}
+    if need.reachable:
+        entry.update(_costs_at(fits, need.m, need.low, need.high))
+    out["target"] = entry
+    return out
+
+
+def _costs_at(fits: StudyFits, m: float, m_low: float, m_high: float) -> dict[str, Any]:
+    size = power_at(fits.model_size, m, m_low, m_high)
+    out: dict[str, Any] = {"n_params": size.to_dict()}
+    if fits.wall_time is not None:
+        out["wall_time_s"] = power_at(fits.wall_time, m, m_low, m_high).to_dict()
+        out["wall_time_exponent"] = fits.wall_time.params["beta_p"]
+    if fits.units_seen is not None and fits.domain:
+        import domains
+
+        dom = domains.REGISTRY.get(fits.domain)
+        if dom is not None:
+            units = power_at(fits.units_seen, m, m_low, m_high)
+            out["units_processed"] = units.to_dict()
+            out["train_flops"] = {
+                "value": dom.train_flops(size.value, units.value),
+                "low": dom.train_flops(size.low, units.low) if math.isfinite(size.low) else None,
+                "high": dom.train_flops(size.high, units.high) if math.isfinite(size.high) else None,
+                "estimate": "domain.train_flops(best-fit parameters, units processed)",
+            }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole analysis of a study
+# ---------------------------------------------------------------------------------------------
+
+
+def analyze_study(tracker: StudyTracker, parent_run_id: str, metric: str | None = None,
+                  best_guess: float | None = None, n_boot: int = 200, out_dir: str | Path | None = None,
+                  form: str = AUTO, holdout: int | None = None, target_error: float | None = None) -> dict[str, Any]:
+    """Read, fit, plot, write the report, log it all to the parent run; return the summary (the
+    fields of ``scal study --json``). ``metric`` and ``best_guess`` are read from the run's params;
+    the arguments are kept for callers that pass them and must agree."""
+    fits = fit_study(tracker.uri, parent_run_id, form=form, holdout=holdout, n_boot=n_boot)
+    lc, ms, sel, pts = fits.curve, fits.model_size, fits.selection, fits.points
+    m = pts["size"].to_numpy(float)
+    eps = pts["val_error"].to_numpy(float)
+    in_fit = pts["in_fit"].to_numpy(bool)
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="scal-analysis-"))
     out.mkdir(parents=True, exist_ok=True)
-    lc_png = plot_learning_curve(m, eps, lc, out / "learning_curve.png", metric, best_guess=best_guess,
-                                 band=(grid, low, high), title=f"learning curve ({metric})")
-    ms_png = plot_model_size(m, n_params, ms, out / "model_size.png", title="best-fit model size")
-    points.to_csv(out / "best_fit_points.csv", index=False)
-    fits = {"learning_curve": lc.to_dict(), "model_size": ms.to_dict(), "sublinear": sublinear(ms),
-            "metric": metric, "best_guess_error": best_guess, "points": points.to_dict(orient="records")}
-    tracker.log_dict(fits, "fits.json")
-    for path in (lc_png, ms_png, out / "best_fit_points.csv"):
+    x_hi = m.max() * PLOT_EXTEND_FACTOR
+    grid = np.geomspace(m.min() / 1.5, x_hi, 80)
+    low, high = lc.band(grid)
+    title = f"{fits.domain or ''} {fits.unit or ''}".strip()
+    lc_png = plot_learning_curve(m, eps, lc, out / "learning_curve.png", fits.metric, best_guess=fits.best_guess,
+                                 band=(grid, low, high), title=f"learning curve: {title} ({fits.metric})",
+                                 regions=fits.regions, in_fit=in_fit, holdout=sel.holdout, extend_to=x_hi)
+    ms_png = plot_model_size(m, pts["n_params"].to_numpy(float), ms, out / "model_size.png",
+                             title=f"best-fit model size: {title}")
+    res_png = plot_residuals(m, eps, lc, out / "residuals.png", in_fit=in_fit, holdout_fits=sel.holdout_fits,
+                             holdout=sel.holdout, title="residuals in log space")
+    table_pts = pts.drop(columns=["seed_errors"])
+    table_pts.to_csv(out / "best_fit_points.csv", index=False)
+    planning = plan(fits, sizes=[m.max() * 2, m.max() * 10], target_error=target_error)
+    summary = _summary(fits, planning)
+    summary["artifacts_dir"] = str(out)
+    summary["table"] = format_table(table_pts, fits.metric)
+    report = write_report(out, summary, images={"Learning curve": lc_png.name, "Model size": ms_png.name,
+                                                "Residuals": res_png.name})
+    fits_doc = {k: v for k, v in summary.items() if k not in ("table", "artifacts_dir")}
+    tracker.log_dict(fits_doc, "fits.json")
+    for path in (lc_png, ms_png, res_png, out / "best_fit_points.csv", report):
         tracker.log_artifact(path, "analysis")
-    bg_lo, bg_hi = lc.intervals["beta_g"]
-    bp_lo, bp_hi = ms.intervals["beta_p"]
-    tracker.log_summary({
-        keys.M_ALPHA: lc.params["alpha"], keys.M_BETA_G: lc.params["beta_g"], keys.M_GAMMA: lc.params["gamma"],
-        "beta_g_low": bg_lo, "beta_g_high": bg_hi, keys.M_SIGMA: ms.params["sigma"], keys.M_BETA_P: ms.params["beta_p"],
-        "beta_p_low": bp_lo, "beta_p_high": bp_hi, "fit_rmse_log": lc.rmse_log,
-    })
-    table = format_table(points, metric)
+    _log_summary(tracker, fits, summary)
+    return summary
+
+
+def _summary(fits: StudyFits, planning: dict[str, Any]) -> dict[str, Any]:
+    lc, ms, sel = fits.curve, fits.model_size, fits.selection
+    pts = fits.points
+    bg = lc.intervals.get("beta_g", (math.nan, math.nan))
+    bp = ms.intervals["beta_p"]
     return {
         "subsets": [
             {"size": int(r["size"]), "val_error": float(r["val_error"]), "n_params": int(r["n_params"]),
-             "n_seeds": int(r["n_seeds"]), "region": r["region"], "in_fit": bool(r["in_fit"]),
-             "size_knobs": {k.removeprefix(keys.P_SIZE_PREFIX): int(float(r[k])) for k in points.columns
-                            if k.startswith(keys.P_SIZE_PREFIX)}, "lr": float(r["lr"])}
-            for _, r in points.iterrows()
+             "n_seeds": int(r["n_seeds"]), "seed_errors": [float(v) for v in r["seed_errors"]],
+             "region": r["region"], "in_fit": bool(r["in_fit"]), "lr": float(r["lr"]),
+             "wall_time_s": json_float(r["wall_time_s"]), "epochs": json_float(r["epochs"]),
+             "size_knobs": {k.removeprefix(keys.P_SIZE_PREFIX): int(float(r[k])) for k in pts.columns
+                            if k.startswith(keys.P_SIZE_PREFIX)}}
+            for _, r in pts.iterrows()
         ],
-        "alpha": lc.params["alpha"], "beta_g": lc.params["beta_g"], "beta_g_interval": [bg_lo, bg_hi],
-        "gamma": lc.params["gamma"], "gamma_interval": list(lc.intervals["gamma"]),
-        "sigma": ms.params["sigma"], "beta_p": ms.params["beta_p"], "beta_p_interval": [bp_lo, bp_hi],
-        "sublinear": sublinear(ms), "best_guess_error": best_guess, "table": table,
-        "artifacts_dir": str(out),
+        "metric": fits.metric, "best_guess_error": json_float(fits.best_guess),
+        "form": sel.form, "form_requested": sel.requested, "holdout": sel.holdout,
+        "holdout_rmse_log": sel.holdout_rmse_log,
+        "holdout_rmse_log_by_form": dict(sel.scores), "skipped_forms": dict(sel.skipped),
+        "learning_curve": lc.to_dict(),
+        "alpha": lc.params.get("alpha"), "beta_g": lc.params.get("beta_g"), "beta_g_interval": list(bg),
+        "gamma": lc.floor(), "gamma_interval": list(lc.intervals.get("gamma", (math.nan, math.nan))),
+        "fit_rmse_log": lc.rmse_log,
+        "regions": fits.regions.to_dict(),
+        "model_size": ms.to_dict(), "sigma": ms.params["sigma"], "beta_p": ms.params["beta_p"],
+        "beta_p_interval": list(bp), "sublinear": sublinear(ms),
+        "wall_time": fits.wall_time.to_dict() if fits.wall_time else None,
+        "units_processed": fits.units_seen.to_dict() if fits.units_seen else None,
+        "planning": planning,
     }
+
+
+def _log_summary(tracker: StudyTracker, fits: StudyFits, s: dict[str, Any]) -> None:
+    """Numbers as metrics (they may change on re-analysis); the fit's choices as params where
+    unset (MLflow params are immutable) and always as tags, so the UI can compare studies."""
+    bg_lo, bg_hi = s["beta_g_interval"]
+    bp_lo, bp_hi = s["beta_p_interval"]
+    metrics = {keys.M_BETA_G: s["beta_g"], "beta_g_low": bg_lo, "beta_g_high": bg_hi,
+               keys.M_GAMMA: s["gamma"], keys.M_SIGMA: s["sigma"], keys.M_BETA_P: s["beta_p"],
+               "beta_p_low": bp_lo, "beta_p_high": bp_hi, "fit_rmse_log": s["fit_rmse_log"],
+               "sublinear": float(s["sublinear"])}
+    if s["alpha"] is not None:
+        metrics[keys.M_ALPHA] = s["alpha"]
+    if s["holdout_rmse_log"] is not None:
+        metrics["holdout_rmse_log"] = s["holdout_rmse_log"]
+    for name, v in s["holdout_rmse_log_by_form"].items():
+        metrics[f"holdout_rmse_log.{name}"] = v
+    reg = s["regions"]
+    for k in ("small_data_until", "power_law_from", "irreducible_from"):
+        if reg[k] is not None:
+            metrics[f"region.{k}"] = reg[k]
+    metrics = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+    existing = tracker.client.get_run(tracker.parent_run_id).data.params
+    params = {k: v for k, v in {"fit.form": s["form"], "fit.form_requested": s["form_requested"],
+                                "fit.holdout": s["holdout"]}.items() if k not in existing}
+    tracker.log_summary(metrics, params)
+    for k, v in {"scal.fit.form": s["form"], "scal.fit.holdout": s["holdout"]}.items():
+        tracker.client.set_tag(tracker.parent_run_id, k, str(v))
 
 
 def format_table(points, metric: str) -> str:

@@ -4,6 +4,9 @@
     scal search-size --domain lm [--subset-size N]                    smallest overfitting model
     scal train --domain lm --subset-size N --width W                  one trial
     scal analyze [--run-id ID | --experiment NAME]                    fit an existing study
+    scal report [--run-id ID | --experiment NAME] [--out DIR]         report.md with the plots
+    scal fit FILE.csv --x COL --y COL [--group COL] [--form auto]     fit curves from any table
+    scal predict --run-id ID [--size M] [--target-error E]            plan data, model, compute
     scal domains                                                      list domains, units, metrics
     scal ui                                                           MLflow UI on 127.0.0.1
 
@@ -165,14 +168,42 @@ def _human_summary(s: dict[str, Any]) -> str:
     plo, phi = s["beta_p_interval"]
     return (
         f"\n{s['table']}\n\n"
-        f"learning curve  eps(m) = {s['alpha']:.4g} * m^{s['beta_g']:.3f} + {s['gamma']:.4g}   "
-        f"beta_g 95% [{lo:.3f}, {hi:.3f}]\n"
+        f"learning curve  form {s['form']}: beta_g = {s['beta_g']:.3f}, 95% [{lo:.3f}, {hi:.3f}], "
+        f"floor {s['gamma']:.4g}" + (f", held-out RMSE(log) {s['holdout_rmse_log']:.3g}" if s.get("holdout_rmse_log") is not None else "")
+        + "\n"
         f"model size      s(m)   = {s['sigma']:.4g} * m^{s['beta_p']:.3f}   beta_p 95% [{plo:.3f}, {phi:.3f}]"
         f"{'  (sublinear)' if s['sublinear'] else ''}\n"
-        f"plots: {s['artifacts_dir']}/learning_curve.png and model_size.png (also in the parent run's artifacts)\n"
+        f"report: {s['artifacts_dir']}/report.md with learning_curve.png, model_size.png, residuals.png (also in the run's artifacts)\n"
         f"MLflow: experiment {s['experiment_id']}, parent run {s['parent_run_id']} in {s['tracking_uri']}\n"
         f"open it with: scal ui --tracking-uri {s['tracking_uri']}"
     )
+
+
+FORM_HELP = "learning-curve form: auto (chosen by held-out extrapolation) | m1 | m2 | m3 | m4 | bnsl"
+HOLDOUT_HELP = "hold out the K largest points to score extrapolation (auto: default a fifth of the points)"
+
+
+def _study_run(run_id: str | None, experiment: str | None, tracking_uri: str | None) -> tuple[str, str]:
+    """(tracking URI, parent run id) of the study named by --run-id or --experiment."""
+    from analysis.reader import latest_study
+    from scal.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if not run_id and not experiment:
+        raise ValueError("give --run-id or --experiment (or a CSV file)")
+    return uri, run_id or latest_study(uri, experiment)
+
+
+def _analyze(run_id, experiment, tracking_uri, n_boot, out_dir, form, holdout, target_error) -> dict[str, Any]:
+    from scal.analyze import analyze_study
+    from scal.tracking import StudyTracker
+
+    uri, run_id = _study_run(run_id, experiment, tracking_uri)
+    tracker = StudyTracker.for_run(run_id, uri)
+    summary = analyze_study(tracker, run_id, n_boot=n_boot, out_dir=out_dir, form=form, holdout=holdout,
+                            target_error=target_error)
+    summary.update(experiment_id=tracker.experiment_id, parent_run_id=run_id, tracking_uri=uri)
+    return summary
 
 
 @app.command()
@@ -180,29 +211,180 @@ def analyze(
     run_id: Optional[str] = typer.Option(None, help="the study's parent run id"),
     experiment: Optional[str] = typer.Option(None, help="study (experiment) name: its newest study run"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow store"),
+    form: str = typer.Option("auto", help=FORM_HELP),
+    holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
+    target_error: Optional[float] = typer.Option(None, help="also plan the data, model and compute for this error"),
     n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
-    out_dir: Optional[str] = typer.Option(None, help="also write the plots and tables here"),
+    out_dir: Optional[str] = typer.Option(None, help="also write the plots, tables and report.md here"),
     as_json: bool = typer.Option(False, "--json"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Fit an existing study's learning and model-size curves, reading its runs from MLflow."""
     _setup_logging(verbose)
     with _guarded(as_json) as out:
-        from analysis.reader import latest_study
-        from scal.analyze import analyze_study
-        from scal.tracking import StudyTracker, resolve_tracking_uri
-
-        uri = resolve_tracking_uri(tracking_uri)
-        if not run_id and not experiment:
-            raise ValueError("give --run-id or --experiment")
-        run_id = run_id or latest_study(uri, experiment)
-        tracker = StudyTracker.for_run(run_id, uri)
-        params = tracker.client.get_run(run_id).data.params
-        summary = analyze_study(tracker, run_id, params.get("study.metric", "error"),
-                                float(params.get("study.best_guess_error", "nan")), n_boot=n_boot, out_dir=out_dir)
-        summary.update(experiment_id=tracker.experiment_id, parent_run_id=run_id, tracking_uri=uri)
+        summary = _analyze(run_id, experiment, tracking_uri, n_boot, out_dir, form, holdout, target_error)
         print(_human_summary(summary), file=out)
     _emit({k: v for k, v in summary.items() if k != "table"}, as_json)
+
+
+@app.command()
+def report(
+    run_id: Optional[str] = typer.Option(None, help="the study's parent run id"),
+    experiment: Optional[str] = typer.Option(None, help="study (experiment) name: its newest study run"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store"),
+    out: Optional[str] = typer.Option(None, help="report folder; default scal-report-<run id>"),
+    form: str = typer.Option("auto", help=FORM_HELP),
+    holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
+    target_error: Optional[float] = typer.Option(None, help="also plan the data for this error"),
+    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    as_json: bool = typer.Option(False, "--json"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Write a study's report (report.md with the plots) to a folder and log it to the study's run."""
+    _setup_logging(verbose)
+    with _guarded(as_json) as target:
+        uri, rid = _study_run(run_id, experiment, tracking_uri)
+        summary = _analyze(rid, None, uri, n_boot, out or f"scal-report-{rid[:12]}", form, holdout, target_error)
+        print(f"report: {summary['artifacts_dir']}/report.md (also in the run's artifacts under analysis/)", file=target)
+    _emit({"report": f"{summary['artifacts_dir']}/report.md", "parent_run_id": summary["parent_run_id"],
+           "form": summary["form"], "beta_g": summary["beta_g"]}, as_json)
+
+
+@app.command()
+def fit(
+    csv: Optional[str] = typer.Argument(None, help="CSV file; without it, the study given by --run-id/--experiment"),
+    x: Optional[str] = typer.Option(None, "--x", help="column of sizes (data, steps, examples seen)"),
+    y: Optional[str] = typer.Option(None, "--y", help="column of errors or losses (positive)"),
+    group: Optional[str] = typer.Option(None, help="column naming separate curves, fitted one by one"),
+    form: str = typer.Option("auto", help=FORM_HELP),
+    holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
+    predict: Optional[list[float]] = typer.Option(None, help="predict the error at this size (repeatable)"),
+    target_error: Optional[float] = typer.Option(None, help="report the size needed for this error"),
+    best_guess: Optional[float] = typer.Option(None, help="best-guess error: leaves out and labels small-data points"),
+    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    run_id: Optional[str] = typer.Option(None, help="fit this study's best-fit points instead of a CSV"),
+    experiment: Optional[str] = typer.Option(None, help="the newest study of this experiment instead of a CSV"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store (with --run-id/--experiment)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout: {\"curves\": [...]}"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Fit learning curves from a CSV (any tracker's export) or from a study, with intervals."""
+    _setup_logging(verbose)
+    with _guarded(as_json) as out:
+        from analysis.table import curve_record, fit_table
+
+        predict_at = list(predict or [])
+        if csv is not None:
+            if not x or not y:
+                raise ValueError("a CSV needs --x COL and --y COL")
+            curves = fit_table(csv, x, y, group=group, form=form, holdout=holdout, predict_at=predict_at,
+                               target_error=target_error, best_guess=best_guess, n_boot=n_boot)
+            source = {"csv": csv}
+        else:
+            from scal.analyze import fit_study
+
+            uri, rid = _study_run(run_id, experiment, tracking_uri)
+            fits = fit_study(uri, rid, form=form, holdout=holdout, n_boot=n_boot)
+            regions = {**fits.regions.to_dict(), "x": fits.points["size"].astype(float).tolist()}
+            curves = [curve_record(fits.selection, predict_at, target_error, group=rid, regions=regions)]
+            source = {"tracking_uri": uri, "parent_run_id": rid}
+        print(_curves_text(curves), file=out)
+    _emit({**source, "curves": curves}, as_json)
+
+
+def _curves_text(curves: list[dict[str, Any]]) -> str:
+    lines = []
+    for c in curves:
+        lo, hi = c["beta_g_interval"]
+        head = f"{c['group']}: " if c["group"] is not None else ""
+        held = f"  held-out RMSE(log) {c['holdout_rmse_log']:.4g}" if c.get("holdout_rmse_log") is not None else ""
+        lines.append(f"{head}form {c['form']}  exponent {c['beta_g']:.4g} [{_fmt(lo)}, {_fmt(hi)}]  "
+                     f"floor {_fmt(c['floor'])}{held}")
+        for p in c["predictions"]:
+            lines.append(f"    at {p['x']:.4g}: {_fmt(p['y'])} [{_fmt(p['low'])}, {_fmt(p['high'])}]")
+        if "data_for_target" in c:
+            d = c["data_for_target"]
+            lines.append(f"    for error {d['target_error']:.4g}: " + (
+                f"{_fmt(d['x'])} [{_fmt(d['low'])}, {_fmt(d['high'])}]" if d["reachable"] else d["note"]))
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else (v if isinstance(v, str) else f"{v:.4g}")
+
+
+@app.command("predict")
+def predict_cmd(
+    run_id: Optional[str] = typer.Option(None, help="the study's parent run id"),
+    experiment: Optional[str] = typer.Option(None, help="study (experiment) name: its newest study run"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store"),
+    csv: Optional[str] = typer.Option(None, help="plan from a CSV curve instead of a study (needs --x, --y)"),
+    x: Optional[str] = typer.Option(None, "--x", help="CSV column of sizes"),
+    y: Optional[str] = typer.Option(None, "--y", help="CSV column of errors"),
+    size: Optional[list[float]] = typer.Option(None, help="predict the error at this training set size (repeatable)"),
+    target_error: Optional[float] = typer.Option(None, help="data, model size and compute to reach this error"),
+    form: str = typer.Option("auto", help=FORM_HELP),
+    holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
+    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    as_json: bool = typer.Option(False, "--json"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Plan with a study's fits: error at a size; data, best-fit model size and compute for an error."""
+    _setup_logging(verbose)
+    with _guarded(as_json) as out:
+        sizes = list(size or [])
+        if not sizes and target_error is None:
+            raise ValueError("give --size M (repeatable) and/or --target-error E")
+        if csv is not None:
+            from analysis.table import curve_record, read_curves
+            from analysis.select import fit_curve
+
+            if not x or not y:
+                raise ValueError("--csv needs --x COL and --y COL")
+            (xs, ys), = read_curves(csv, x, y).values()
+            sel = fit_curve(xs, ys, form=form, holdout=holdout, n_boot=n_boot)
+            rec = curve_record(sel, sizes, target_error)
+            result = {"csv": csv, "form": sel.form, "beta_g": rec["beta_g"], "beta_g_interval": rec["beta_g_interval"],
+                      "predictions": [{"m": p["x"], "value": p["y"], "low": p["low"], "high": p["high"]}
+                                      for p in rec["predictions"]]}
+            if target_error is not None:
+                d = rec["data_for_target"]
+                result["target"] = {"data": {"target_error": target_error, "m": d["x"], "low": d["low"],
+                                             "high": d["high"], "reachable": d["reachable"], "note": d["note"]},
+                                    "note": "model size and compute need a study (--run-id)"}
+        else:
+            from scal.analyze import fit_study, plan
+
+            uri, rid = _study_run(run_id, experiment, tracking_uri)
+            fits = fit_study(uri, rid, form=form, holdout=holdout, n_boot=n_boot)
+            result = {"tracking_uri": uri, "parent_run_id": rid, "form": fits.selection.form,
+                      "beta_g": fits.curve.params.get("beta_g"),
+                      "beta_g_interval": list(fits.curve.intervals.get("beta_g", (None, None))),
+                      "floor": fits.curve.floor(), **plan(fits, sizes, target_error)}
+        print(_plan_text(result), file=out)
+    _emit(result, as_json)
+
+
+def _plan_text(r: dict[str, Any]) -> str:
+    lines = [f"form {r['form']}  beta_g {_fmt(r['beta_g'])} [{_fmt(r['beta_g_interval'][0])}, {_fmt(r['beta_g_interval'][1])}]"]
+    for p in r["predictions"]:
+        lines.append(f"error at m = {p['m']:.4g}: {_fmt(p['value'])}  95% [{_fmt(p['low'])}, {_fmt(p['high'])}]")
+    t = r.get("target")
+    if t:
+        d = t["data"]
+        if not d["reachable"]:
+            lines.append(f"error {d['target_error']:.4g}: {d['note']}")
+        else:
+            lines.append(f"data for error {d['target_error']:.4g}: m = {_fmt(d['m'])}  95% [{_fmt(d['low'])}, {_fmt(d['high'])}]"
+                         + (f"  ({d['note']})" if d["note"] else ""))
+            for key, label in (("n_params", "best-fit model parameters"), ("wall_time_s", "training wall time (s)"),
+                               ("units_processed", "units processed"), ("train_flops", "training FLOPs")):
+                if key in t:
+                    e = t[key]
+                    lines.append(f"  {label}: {_fmt(e['value'])}  [{_fmt(e['low'])}, {_fmt(e['high'])}]")
+            if "note" in t:
+                lines.append(f"  {t['note']}")
+    return "\n".join(lines)
 
 
 @app.command("search-size")

@@ -1,0 +1,599 @@
+"""Curve families behind one interface: settings in the constructor, data in `fit`, the fitted
+values in the returned `analysis.fit.CurveFit`.
+
+Learning curves, error eps against training set size m (beta_g <= 0 is the scaling exponent):
+
+==========  ====================================================================  ==============
+form        formula                                                               source
+==========  ====================================================================  ==============
+``m1``      eps = alpha * m**beta_g                                                pure power law
+``m2``      eps = alpha * m**beta_g + gamma                                        Hestness 2017
+``m3``      eps = alpha * (1/m + 1/m_sat)**(-beta_g)                               Alabdulmohsin
+``m4``      (eps - gamma) / (eps_0 - eps)**shape = alpha * m**beta_g               Alabdulmohsin
+``bnsl``    eps = gamma + alpha * m**beta_0 * (1 + (m/m_break)**(1/smooth))        Caballero 2022
+            ** ((beta_g - beta_0) * smooth)                                        (one break)
+==========  ====================================================================  ==============
+
+Model size, parameters s against m: ``power``, s = sigma * m**beta_p (ordinary least squares in
+log-log space).
+
+How each form is fitted (`CurveForm.fit`): x is centred on its geometric mean x0 (u = x / x0) so
+that the amplitude and the exponent are not tied together by a factor x0**beta, then the form's
+internal parameters theta are found by `analysis.fit.best_of_starts` over the form's starts, and
+mapped back to the public parameters in the table. Every public parameter gets a bootstrap
+percentile interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from analysis.fit import (
+    SOFT_L1_SCALE_LOG,
+    CurveFit,
+    FitError,
+    best_of_starts,
+    bootstrap_indices,
+    check_settings,
+    percentiles,
+    resample_y,
+    validate,
+)
+
+# Exponent bounds: error does not grow with data and nothing in the paper falls faster than m**-3.
+BETA_MIN, BETA_MAX = -3.0, 0.0
+# A floor must stay strictly below the smallest observed error, or log(eps - floor) is undefined.
+FLOOR_MAX_FRACTION = 0.999
+FLOOR_START_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What a form needs to know about the data to set bounds and starts."""
+
+    log_x0: float      # centre: mean of log x
+    log_u: np.ndarray  # log(x / x0)
+    y: np.ndarray
+
+    @property
+    def y_min(self) -> float:
+        return float(self.y.min())
+
+    @property
+    def y_max(self) -> float:
+        return float(self.y.max())
+
+    @property
+    def floor_max(self) -> float:
+        return FLOOR_MAX_FRACTION * self.y_min
+
+
+def _frame(x: np.ndarray, y: np.ndarray) -> Frame:
+    log_x = np.log(x)
+    log_x0 = float(log_x.mean())
+    return Frame(log_x0, log_x - log_x0, y)
+
+
+def line_fit(log_x: np.ndarray, log_y: np.ndarray) -> tuple[float, float]:
+    """(intercept, slope) of ordinary least squares log_y = a + b * log_x."""
+    dx = log_x - log_x.mean()
+    denom = float(np.dot(dx, dx))
+    slope = float(np.dot(dx, log_y - log_y.mean()) / denom) if denom > 0 else 0.0
+    return float(log_y.mean() - slope * log_x.mean()), slope
+
+
+class CurveForm:
+    """Base of every family. Subclasses set ``name``, ``param_names``, ``exponent`` and
+    implement the five hooks below; `fit` is the same for all.
+
+    Settings: ``loss`` (soft_l1 | huber | linear) and ``f_scale`` (its scale in log units),
+    ``n_boot`` bootstrap refits, ``seed`` of the bootstrap, ``ci`` coverage of the intervals.
+    """
+
+    name: str = ""
+    param_names: tuple[str, ...] = ()
+    exponent: str = "beta_g"
+    default_loss: str = "soft_l1"
+    # Optimiser limits per start (see analysis.fit.best_of_starts); None is scipy's default.
+    max_nfev: int | None = None
+    tol: float = 1e-8
+
+    def __init__(self, loss: str | None = None, f_scale: float = SOFT_L1_SCALE_LOG, n_boot: int = 200,
+                 seed: int = 0, ci: float = 0.95):
+        self.loss = loss or self.default_loss
+        self.f_scale = f_scale
+        self.n_boot = n_boot
+        self.seed = seed
+        self.ci = ci
+        check_settings(self.loss, f_scale, n_boot, ci)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(loss={self.loss!r}, n_boot={self.n_boot}, seed={self.seed}, ci={self.ci})"
+
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names)
+
+    @property
+    def min_points(self) -> int:
+        """A form is fitted only on at least as many points as it has parameters (and 3)."""
+        return max(3, self.n_params)
+
+    # --- hooks -------------------------------------------------------------------------------
+
+    def curve(self, params: dict[str, float], x: np.ndarray) -> np.ndarray:
+        """The curve at x from public parameters."""
+        raise NotImplementedError
+
+    def floor(self, params: dict[str, float]) -> float:
+        """The limit of the curve as x -> infinity."""
+        return 0.0
+
+    def _log_curve(self, theta: np.ndarray, fr: Frame) -> np.ndarray:
+        """log f(u; theta) at the frame's points (internal parameters, centred x)."""
+        raise NotImplementedError
+
+    def _jac_log_curve(self, theta: np.ndarray, fr: Frame) -> np.ndarray | None:
+        """d log f / d theta (n_points x n_theta), or None to let scipy use finite differences."""
+        return None
+
+    def _bounds(self, fr: Frame) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _starts(self, fr: Frame) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _public(self, theta: np.ndarray, fr: Frame) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _internal(self, params: dict[str, float], fr: Frame) -> np.ndarray:
+        """Public parameters as a start in this frame (the bootstrap's warm start)."""
+        raise NotImplementedError
+
+    # --- the shared fit ----------------------------------------------------------------------
+
+    def fit(self, x, y, y_seeds: Sequence[Sequence[float]] | None = None) -> CurveFit:
+        """Fit the curve to points (x, y); ``y_seeds`` optionally gives each point's values over
+        seeds (y is then their median), so the bootstrap resamples seeds as well as points."""
+        xa, ya = validate(x, y, self.min_points)
+        if y_seeds is not None:
+            if len(y_seeds) != xa.size:
+                raise FitError(f"y_seeds has {len(y_seeds)} entries for {xa.size} points")
+            order = np.argsort(np.asarray(x, dtype=float).ravel())
+            y_seeds = [np.asarray(y_seeds[i], dtype=float) for i in order]
+        theta = self._fit_theta(xa, ya)
+        params = self._public(theta, _frame(xa, ya))
+        boot = self._bootstrap(xa, ya, y_seeds, params)
+        return self._make_fit(params, boot, xa, ya)
+
+    def _fit_theta(self, x: np.ndarray, y: np.ndarray, warm: dict[str, float] | None = None) -> np.ndarray:
+        fr = _frame(x, y)
+        log_y = np.log(y)
+        lower, upper = self._bounds(fr)
+
+        def residuals(theta: np.ndarray) -> np.ndarray:
+            with np.errstate(all="ignore"):
+                r = self._log_curve(theta, fr) - log_y
+            # Outside the curve's domain (a negative inside a log): a large, finite penalty
+            # steers the optimiser back instead of stopping it.
+            return np.where(np.isfinite(r), r, 1e3)
+
+        jac = "2-point"
+        if self._jac_log_curve(self._starts(fr)[0], fr) is not None:
+            def jac(theta: np.ndarray) -> np.ndarray:
+                with np.errstate(all="ignore"):
+                    j = self._jac_log_curve(theta, fr)
+                return np.where(np.isfinite(j), j, 0.0)
+
+        starts = self._starts(fr)
+        if warm is not None:
+            # A bootstrap refit: the full-data optimum and the plain regression start, not the
+            # whole grid (200 refits x every start would take seconds per form).
+            starts = [self._internal(warm, fr), starts[0]]
+        return best_of_starts(residuals, starts, lower, upper, self.loss, self.f_scale, jac=jac, max_nfev=self.max_nfev,
+                              tol=self.tol)
+
+    def _bootstrap(self, x: np.ndarray, y: np.ndarray, y_seeds, params: dict[str, float]) -> list[dict[str, float]]:
+        rng = np.random.default_rng(self.seed + 1)
+        out = []
+        for idx in bootstrap_indices(x.size, self.n_boot, self.seed, self.min_points):
+            xb, yb = x[idx], resample_y(y, idx, y_seeds, rng)
+            try:
+                theta = self._fit_theta(xb, yb, warm=params)
+            except (FitError, ValueError, np.linalg.LinAlgError):
+                continue
+            out.append(self._public(theta, _frame(xb, yb)))
+        return out
+
+    def _make_fit(self, params, boot, x, y) -> CurveFit:
+        lo_pct, hi_pct = percentiles(self.ci)
+        intervals = {}
+        for key in params:
+            if boot:
+                vals = np.array([p[key] for p in boot])
+                intervals[key] = (float(np.percentile(vals, lo_pct)), float(np.percentile(vals, hi_pct)))
+            else:
+                intervals[key] = (math.nan, math.nan)
+        with np.errstate(all="ignore"):
+            resid = np.log(self.curve(params, x)) - np.log(y)
+        return CurveFit(form=self.name, params=params, intervals=intervals, x_range=(float(x[0]), float(x[-1])),
+                        n_points=int(x.size), rmse_log=float(np.sqrt(np.mean(resid**2))), n_boot=len(boot),
+                        ci=self.ci, boot_params=tuple(boot), estimator=self)
+
+
+# ---------------------------------------------------------------------------------------------
+# M1: pure power law
+# ---------------------------------------------------------------------------------------------
+
+
+class M1(CurveForm):
+    """eps = alpha * m**beta_g, beta_g in [-3, 0].
+
+    Internal theta = (log A, beta_g) with A = alpha * x0**beta_g: log eps = log A + beta_g log u.
+    """
+
+    name = "m1"
+    param_names = ("alpha", "beta_g")
+    bounds_exponent = (BETA_MIN, BETA_MAX)
+
+    def curve(self, params, x):
+        return params[self.param_names[0]] * np.power(x, params[self.param_names[1]])
+
+    def _log_curve(self, theta, fr):
+        return theta[0] + theta[1] * fr.log_u
+
+    def _bounds(self, fr):
+        lo, hi = self.bounds_exponent
+        return np.array([-np.inf, lo]), np.array([np.inf, hi])
+
+    def _starts(self, fr):
+        a, b = line_fit(fr.log_u, np.log(fr.y))
+        return [np.array([a, b])]
+
+    def _public(self, theta, fr):
+        log_x0 = fr.log_x0
+        amp, exp_ = self.param_names
+        return {amp: float(math.exp(theta[0] - theta[1] * log_x0)), exp_: float(theta[1])}
+
+    def _internal(self, params, fr):
+        amp, exp_ = self.param_names
+        return np.array([math.log(params[amp]) + params[exp_] * fr.log_x0, params[exp_]])
+
+
+class PowerLaw(M1):
+    """Model size: s = sigma * m**beta_p, by ordinary least squares on (log m, log s).
+
+    beta_p in [-3, 3]; ``sublinear`` asks whether its whole interval lies below 1.
+    """
+
+    name = "power"
+    param_names = ("sigma", "beta_p")
+    exponent = "beta_p"
+    default_loss = "linear"
+    bounds_exponent = (-3.0, 3.0)
+
+    def _fit_theta(self, x, y, warm=None):
+        if self.loss != "linear":
+            return super()._fit_theta(x, y, warm)
+        # Least squares on a straight line has a closed form; no optimiser needed.
+        fr = _frame(x, y)
+        return np.array(line_fit(fr.log_u, np.log(y)))
+
+
+# ---------------------------------------------------------------------------------------------
+# M2: power law plus constant (the paper's form)
+# ---------------------------------------------------------------------------------------------
+
+
+class M2(CurveForm):
+    """eps = alpha * m**beta_g + gamma, beta_g in [-3, 0], 0 <= gamma < min(eps).
+
+    gamma is the irreducible error the curve levels off at. Internal theta = (log A, beta_g,
+    gamma), A = alpha * x0**beta_g. Starts: the line log(eps - gamma0) = log A + beta_g log u for
+    gamma0 in {0, .25, .5, .75, .9} x min(eps) (gamma0 = 0 is the log-log regression).
+    """
+
+    name = "m2"
+    param_names = ("alpha", "beta_g", "gamma")
+
+    def curve(self, params, x):
+        return params["alpha"] * np.power(x, params["beta_g"]) + params["gamma"]
+
+    def floor(self, params):
+        return params["gamma"]
+
+    def _log_curve(self, theta, fr):
+        return np.log(np.exp(theta[0] + theta[1] * fr.log_u) + theta[2])
+
+    def _bounds(self, fr):
+        return np.array([-np.inf, BETA_MIN, 0.0]), np.array([np.inf, BETA_MAX, fr.floor_max])
+
+    def _starts(self, fr):
+        starts = []
+        for frac in FLOOR_START_FRACTIONS:
+            g0 = min(frac * fr.y_min, fr.floor_max)
+            a, b = line_fit(fr.log_u, np.log(fr.y - g0))
+            starts.append(np.array([a, float(np.clip(b, BETA_MIN, -1e-3)), g0]))
+        return starts
+
+    def _public(self, theta, fr):
+        log_x0 = fr.log_x0
+        return {"alpha": float(math.exp(theta[0] - theta[1] * log_x0)), "beta_g": float(theta[1]),
+                "gamma": float(theta[2])}
+
+    def _internal(self, params, fr):
+        b = float(np.clip(params["beta_g"], BETA_MIN, BETA_MAX))
+        return np.array([math.log(params["alpha"]) + b * fr.log_x0, b, min(params["gamma"], fr.floor_max)])
+
+
+# ---------------------------------------------------------------------------------------------
+# M3: Alabdulmohsin et al. 2022
+# ---------------------------------------------------------------------------------------------
+
+
+class M3(CurveForm):
+    """eps = alpha * (1/m + 1/m_sat)**(-beta_g), beta_g in [-3, 0], m_sat > 0.
+
+    Alabdulmohsin et al.'s M3, eps = beta * (x**-1 + gamma)**c, with beta = alpha, c = -beta_g,
+    gamma = 1/m_sat. A power law for m << m_sat that levels off at alpha * m_sat**beta_g.
+    Internal theta = (log A, beta_g, log s), A = alpha * x0**beta_g, s = x0 / m_sat:
+    log eps = log A - beta_g * log(1/u + s).
+    """
+
+    name = "m3"
+    param_names = ("alpha", "beta_g", "m_sat")
+    LOG_S_BOUNDS = (-25.0, 10.0)
+
+    def curve(self, params, x):
+        return params["alpha"] * np.power(1.0 / x + 1.0 / params["m_sat"], -params["beta_g"])
+
+    def floor(self, params):
+        return params["alpha"] * params["m_sat"] ** params["beta_g"]
+
+    def _log_curve(self, theta, fr):
+        return theta[0] - theta[1] * np.logaddexp(-fr.log_u, theta[2])
+
+    def _bounds(self, fr):
+        return (np.array([-np.inf, BETA_MIN, self.LOG_S_BOUNDS[0]]),
+                np.array([np.inf, BETA_MAX, self.LOG_S_BOUNDS[1]]))
+
+    def _starts(self, fr):
+        a, b = line_fit(fr.log_u, np.log(fr.y))
+        b = float(np.clip(b, BETA_MIN, -1e-3))
+        # m_sat far beyond the data (the pure power law), at the largest x, at the centre.
+        return [np.array([a, b, log_s]) for log_s in (-10.0, -float(fr.log_u.max()), 0.0)]
+
+    def _public(self, theta, fr):
+        log_x0 = fr.log_x0
+        return {"alpha": float(math.exp(theta[0] - theta[1] * log_x0)), "beta_g": float(theta[1]),
+                "m_sat": float(math.exp(log_x0 - theta[2]))}
+
+    def _internal(self, params, fr):
+        b = float(np.clip(params["beta_g"], BETA_MIN, BETA_MAX))
+        log_s = float(np.clip(fr.log_x0 - math.log(params["m_sat"]), *self.LOG_S_BOUNDS))
+        return np.array([math.log(params["alpha"]) + b * fr.log_x0, b, log_s])
+
+
+# ---------------------------------------------------------------------------------------------
+# M4: Alabdulmohsin et al. 2022
+# ---------------------------------------------------------------------------------------------
+
+M4_SHAPE_BOUNDS = (1e-3, 5.0)
+# eps_0 - max(eps) as a fraction of max(eps): eps_0 lies above every observed error.
+M4_HEADROOM_BOUNDS = (1e-3, 100.0)
+# Newton steps for M4's implicit equation; from the start used below they converge to 1e-12
+# (relative) within 18 steps for every shape in bounds and k in [e**-40, e**40].
+M4_NEWTON_STEPS = 20
+
+
+def m4_excess_fraction(log_k: np.ndarray, shape: float) -> np.ndarray:
+    """log t for t in (0, 1) solving t = k * (1 - t)**shape (shape > 0), vectorised.
+
+    With b = eps_0 - gamma and f = alpha * m**beta_g, M4 says w = f * (b - w)**shape for the excess
+    w = eps - gamma; t = w / b gives t = k (1 - t)**shape with k = f * b**(shape - 1). The left
+    side rises and the right side falls in t, so the root is unique.
+
+    Solved by Newton's method on h(s) = s - a * log(1 - e**s) - log k' in s = log t, which is
+    increasing and convex, so Newton from a point with h >= 0 descends monotonically onto the
+    root. For k <= 1 that point is s = log k (t <= k). For k > 1 (t near 1, where s is badly
+    conditioned) the mirrored equation 1 - t = k**(-1/a) * t**(1/a) is solved instead for
+    s = log(1 - t), which has the same form with a -> 1/a and log k -> -log k / a.
+    """
+    log_k = np.asarray(log_k, dtype=float)
+    mirror = log_k > 0
+    lk = np.where(mirror, -log_k / shape, log_k)
+    a = np.where(mirror, 1.0 / shape, shape)
+    s = np.minimum(lk, -1e-15)
+    for _ in range(M4_NEWTON_STEPS):
+        e = np.exp(s)
+        h = s - a * np.log1p(-e) - lk
+        s = s - h / (1.0 + a * e / (1.0 - e))
+    return np.where(mirror, np.log1p(-np.exp(s)), s)
+
+
+class M4(CurveForm):
+    """(eps - gamma) / (eps_0 - eps)**shape = alpha * m**beta_g.
+
+    Alabdulmohsin et al.'s M4 with their beta -> alpha, c -> beta_g, eps_inf -> gamma, alpha ->
+    shape. eps_0 > max(eps) is the error of an untrained model (the curve starts there),
+    gamma < min(eps) the floor; shape in [0.001, 5] bends the curve between them (shape -> 0 is
+    M2). eps(m) solves the implicit equation (see `m4_excess_fraction`). Internal theta =
+    (log A, beta_g, gamma, log h, shape) with A = alpha * x0**beta_g, eps_0 = max(eps) * (1 + h).
+    """
+
+    name = "m4"
+    param_names = ("alpha", "beta_g", "gamma", "eps_0", "shape")
+    # M4's (alpha, eps_0, shape) trade off along a flat valley: past 100 evaluations the cost
+    # falls by under 1% and predictions move in the third digit, so stop there.
+    max_nfev = 100
+    tol = 1e-6
+
+    def curve(self, params, x):
+        x = np.asarray(x, dtype=float)
+        b = params["eps_0"] - params["gamma"]
+        log_f = math.log(params["alpha"]) + params["beta_g"] * np.log(x)
+        shape = params["shape"]
+        log_t = m4_excess_fraction(log_f + (shape - 1.0) * math.log(b), shape)
+        return params["gamma"] + b * np.exp(log_t)
+
+    def floor(self, params):
+        return params["gamma"]
+
+    def _log_curve(self, theta, fr):
+        log_a, beta, gamma, log_h, shape = theta
+        eps_0 = fr.y_max * (1.0 + math.exp(log_h))
+        b = eps_0 - gamma
+        log_t = m4_excess_fraction(log_a + beta * fr.log_u + (shape - 1.0) * math.log(b), shape)
+        return np.log(gamma + b * np.exp(log_t))
+
+    def _jac_log_curve(self, theta, fr):
+        """Implicit differentiation of F(w) = log w - log f - shape * log(b - w) = 0, w = eps - gamma:
+        dw/dp = -(dF/dp) / (dF/dw) with dF/dw = 1/w + shape/(b - w); then d log eps = dw / eps
+        (plus d gamma / eps for gamma itself)."""
+        log_a, beta, gamma, log_h, shape = theta
+        eps_0 = fr.y_max * (1.0 + math.exp(log_h))
+        b = eps_0 - gamma
+        log_t = m4_excess_fraction(log_a + beta * fr.log_u + (shape - 1.0) * math.log(b), shape)
+        w = b * np.exp(log_t)
+        rest = -b * np.expm1(log_t)          # b - w, accurate when t is near 1
+        eps = gamma + w
+        d_w = 1.0 / w + shape / rest
+        dw_db = (shape / rest) / d_w
+        return np.column_stack((
+            (1.0 / d_w) / eps,                              # log A
+            (fr.log_u / d_w) / eps,                         # beta_g
+            (1.0 - dw_db) / eps,                            # gamma (b = eps_0 - gamma)
+            dw_db * fr.y_max * math.exp(log_h) / eps,       # log h (eps_0 = y_max (1 + e^h))
+            (np.log(rest) / d_w) / eps,                     # shape
+        ))
+
+    def _bounds(self, fr):
+        return (np.array([-np.inf, BETA_MIN, 0.0, math.log(M4_HEADROOM_BOUNDS[0]), M4_SHAPE_BOUNDS[0]]),
+                np.array([np.inf, BETA_MAX, fr.floor_max, math.log(M4_HEADROOM_BOUNDS[1]), M4_SHAPE_BOUNDS[1]]))
+
+    def _starts(self, fr):
+        starts = []
+        # The paper's linearisation: log((eps - gamma) / (eps_0 - eps)**shape) = log A + beta_g log u.
+        for g_frac in (0.0, 0.5):
+            for h in (0.1, 1.0):
+                for shape in (0.5, 1.5):
+                    gamma = g_frac * fr.y_min
+                    eps_0 = fr.y_max * (1.0 + h)
+                    a, b = line_fit(fr.log_u, np.log(fr.y - gamma) - shape * np.log(eps_0 - fr.y))
+                    starts.append(np.array([a, float(np.clip(b, BETA_MIN, -1e-3)), gamma, math.log(h), shape]))
+        return starts
+
+    def _public(self, theta, fr):
+        log_a, beta, gamma, log_h, shape = (float(v) for v in theta)
+        return {"alpha": math.exp(log_a - beta * fr.log_x0), "beta_g": beta, "gamma": gamma,
+                "eps_0": fr.y_max * (1.0 + math.exp(log_h)), "shape": shape}
+
+    def _internal(self, params, fr):
+        b = float(np.clip(params["beta_g"], BETA_MIN, BETA_MAX))
+        h = float(np.clip(params["eps_0"] / fr.y_max - 1.0, *M4_HEADROOM_BOUNDS))
+        return np.array([math.log(params["alpha"]) + b * fr.log_x0, b, min(params["gamma"], fr.floor_max),
+                         math.log(h), float(np.clip(params["shape"], *M4_SHAPE_BOUNDS))])
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Broken power law with one break (Caballero et al. 2022)
+# ---------------------------------------------------------------------------------------------
+
+BNSL_SMOOTH_BOUNDS = (0.05, 10.0)
+
+
+class BNSL(CurveForm):
+    """eps = gamma + alpha * m**beta_0 * (1 + (m / m_break)**(1/smooth))**((beta_g - beta_0) * smooth).
+
+    Caballero et al.'s broken neural scaling law with one break, y = a + b x**-c0 (1 + (x/d1)**(1/f1))
+    **(-c1 f1), with a = gamma, b = alpha, c0 = -beta_0, c1 = beta_0 - beta_g, d1 = m_break,
+    f1 = smooth. Slope beta_0 before the break, beta_g after it (both in [-3, 0], beta_g <= beta_0:
+    the break steepens the curve, e.g. leaving the small-data region); gamma is the floor.
+    m_break lies inside the fitted x range: a break outside the data cannot be identified.
+    Internal theta = (log A, c0, c1, gamma, log(m_break / x0), log smooth), A = alpha * x0**-c0.
+    """
+
+    name = "bnsl"
+    param_names = ("alpha", "beta_0", "beta_g", "gamma", "m_break", "smooth")
+
+    @property
+    def min_points(self) -> int:
+        return self.n_params + 1
+
+    def curve(self, params, x):
+        x = np.asarray(x, dtype=float)
+        c0, c1, f = -params["beta_0"], params["beta_0"] - params["beta_g"], params["smooth"]
+        z = (np.log(x) - math.log(params["m_break"])) / f
+        log_power = math.log(params["alpha"]) - c0 * np.log(x) - c1 * f * np.logaddexp(0.0, z)
+        return params["gamma"] + np.exp(log_power)
+
+    def floor(self, params):
+        return params["gamma"]
+
+    def _log_curve(self, theta, fr):
+        log_a, c0, c1, gamma, log_d, log_f = theta
+        f = math.exp(log_f)
+        log_power = log_a - c0 * fr.log_u - c1 * f * np.logaddexp(0.0, (fr.log_u - log_d) / f)
+        return np.log(np.exp(log_power) + gamma)
+
+    def _bounds(self, fr):
+        lo_u, hi_u = float(fr.log_u.min()), float(fr.log_u.max())
+        lo_f, hi_f = (math.log(v) for v in BNSL_SMOOTH_BOUNDS)
+        return (np.array([-np.inf, 0.0, 0.0, 0.0, lo_u, lo_f]),
+                np.array([np.inf, -BETA_MIN, -BETA_MIN, fr.floor_max, hi_u, hi_f]))
+
+    def _starts(self, fr):
+        starts = []
+        log_y = np.log(fr.y)
+        _, slope_all = line_fit(fr.log_u, log_y)
+        for q in (0.5, 0.25, 0.75):
+            log_d = float(np.quantile(fr.log_u, q))
+            before, after = fr.log_u <= log_d, fr.log_u >= log_d
+            s0 = line_fit(fr.log_u[before], log_y[before])[1] if before.sum() >= 2 else slope_all
+            s1 = line_fit(fr.log_u[after], log_y[after])[1] if after.sum() >= 2 else slope_all
+            c0 = float(np.clip(-s0, 0.0, -BETA_MIN))
+            c1 = float(np.clip(-s1 - c0, 0.0, -BETA_MIN))
+            for g_frac in (0.0, 0.5):
+                gamma = g_frac * fr.y_min
+                for smooth in (0.3, 1.0):
+                    # Amplitude so that the curve passes through the point nearest u = 1 (x = x0).
+                    i = int(np.argmin(np.abs(fr.log_u)))
+                    corr = -c1 * smooth * float(np.logaddexp(0.0, (fr.log_u[i] - log_d) / smooth)) - c0 * fr.log_u[i]
+                    log_a = float(np.log(max(fr.y[i] - gamma, 1e-12 * fr.y[i]))) - corr
+                    starts.append(np.array([log_a, c0, c1, gamma, log_d, math.log(smooth)]))
+        return starts
+
+    def _public(self, theta, fr):
+        log_x0 = fr.log_x0
+        log_a, c0, c1, gamma, log_d, log_f = (float(v) for v in theta)
+        return {"alpha": math.exp(log_a + c0 * log_x0), "beta_0": -c0, "beta_g": -(c0 + c1), "gamma": gamma,
+                "m_break": math.exp(log_d + log_x0), "smooth": math.exp(log_f)}
+
+    def _internal(self, params, fr):
+        lo, hi = self._bounds(fr)
+        c0 = -params["beta_0"]
+        theta = np.array([math.log(params["alpha"]) - c0 * fr.log_x0, c0, params["beta_0"] - params["beta_g"],
+                          params["gamma"], math.log(params["m_break"]) - fr.log_x0, math.log(params["smooth"])])
+        return np.clip(theta, lo, hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------
+
+LEARNING_FORMS: dict[str, type[CurveForm]] = {"m1": M1, "m2": M2, "m3": M3, "m4": M4, "bnsl": BNSL}
+FORMS: dict[str, type[CurveForm]] = {**LEARNING_FORMS, "power": PowerLaw}
+
+
+def make_form(name: str, **settings) -> CurveForm:
+    """The form called ``name`` with the given settings, or a one-line error listing the forms."""
+    try:
+        cls = FORMS[name]
+    except KeyError:
+        raise ValueError(f"unknown curve form {name!r}; choose from auto, {', '.join(FORMS)}") from None
+    return cls(**settings)

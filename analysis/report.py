@@ -1,0 +1,77 @@
+"""A study's analysis as a Markdown report next to its plots (``scal report``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _f(v, fmt: str = ".4g") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    v = float(v)
+    if math.isnan(v):
+        return "-"
+    if math.isinf(v):
+        return "inf"
+    return format(v, fmt)
+
+
+def _interval(iv) -> str:
+    if not iv or iv[0] is None or (isinstance(iv[0], float) and math.isnan(iv[0])):
+        return "(no interval)"
+    return f"[{_f(iv[0])}, {_f(iv[1])}]"
+
+
+def write_report(out_dir: Path, s: dict[str, Any], images: dict[str, str]) -> Path:
+    """Write ``report.md`` in ``out_dir`` from an analysis summary; return its path."""
+    lc = s["learning_curve"]
+    lines = [f"# Scaling study report: {s.get('domain') or ''} {s.get('unit') or ''}".rstrip(), ""]
+    if s.get("parent_run_id"):
+        lines += [f"MLflow parent run `{s['parent_run_id']}` in `{s.get('tracking_uri', '')}`.", ""]
+    lines += ["## Learning curve", "",
+              f"Metric: **{s['metric']}**; best-guess error {_f(s['best_guess_error'])}. "
+              f"Form: **{s['form']}** (requested {s['form_requested']}), fitted on "
+              f"{lc['n_points']} points, log-space RMSE {_f(s['fit_rmse_log'])}.", "",
+              "| parameter | value | 95% interval |", "|---|---|---|"]
+    for k, v in lc["params"].items():
+        lines.append(f"| {k} | {_f(v)} | {_interval(lc['intervals'].get(k))} |")
+    lines += ["", f"Floor (error as m -> infinity): {_f(lc['floor'])}.", ""]
+    if s["holdout"]:
+        lines += [f"Held-out check: each form fitted without the {s['holdout']} largest fitted subset(s), "
+                  "scored by RMSE of log error on them (lower is better).", "",
+                  "| form | held-out RMSE (log) |", "|---|---|"]
+        for k, v in s["holdout_rmse_log_by_form"].items():
+            mark = " (chosen)" if k == s["form"] else ""
+            lines.append(f"| {k}{mark} | {_f(v)} |")
+        for k, why in s["skipped_forms"].items():
+            lines.append(f"| {k} | not a candidate: {why} |")
+        lines.append("")
+    reg = s["regions"]
+    lines += ["## Regions", "",
+              f"- small-data region up to m = {_f(reg['small_data_until'])} (error within 5% of the best guess)",
+              f"- power law from m = {_f(reg['power_law_from'])}",
+              f"- irreducible region from m = {_f(reg['irreducible_from'])} {_interval(reg['irreducible_interval'])}"
+              " (where at least half the fitted error is the floor)", ""]
+    lines += ["## Model size", "",
+              f"s(m) = {_f(s['sigma'])} * m^{_f(s['beta_p'], '.3f')}, beta_p 95% {_interval(s['beta_p_interval'])}: "
+              + ("**sublinear** (the whole interval is below 1)." if s["sublinear"] else
+                 "not shown to be sublinear (the interval reaches 1 or more)."), ""]
+    plan = s.get("planning", {})
+    if plan.get("predictions"):
+        lines += ["## Predictions", "", "| m | predicted error | 95% band |", "|---|---|---|"]
+        for p in plan["predictions"]:
+            lines.append(f"| {_f(p['m'])} | {_f(p['value'])} | [{_f(p['low'])}, {_f(p['high'])}] |")
+        lines.append("")
+    if plan.get("target"):
+        d = plan["target"]["data"]
+        lines += [f"Data for error {_f(d['target_error'])}: " +
+                  (f"m = {_f(d['m'])} [{_f(d['low'])}, {_f(d['high'])}]" if d["reachable"] else d["note"]), ""]
+    lines += ["## Best-fit points", "", "```", s.get("table", ""), "```", ""]
+    lines += ["## Plots", ""] + [f"### {title}\n\n![{title}]({name})\n" for title, name in images.items()]
+    path = Path(out_dir) / "report.md"
+    path.write_text("\n".join(lines))
+    return path

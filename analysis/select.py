@@ -1,0 +1,161 @@
+"""Choosing a curve form by how well it extrapolates, and fitting with a held-out check.
+
+``form=auto`` fits every candidate form on all but the largest k points and scores it by the RMSE
+of log error on those k held-out points,
+
+    rmse_k = sqrt(mean over held-out i of (log f(x_i) - log y_i)**2).
+
+Without an explicit ``holdout`` it does this for several horizons, k in {n//5, n//4, n//3}
+(distinct values, each at least 1 and leaving at least 4 points), and scores each form by the
+geometric mean of its rmse_k: one split is a noisy judge of extrapolation, and on the published
+curves of Alabdulmohsin et al. (benchmarks/extrapolation.py) averaging three horizons picked
+better forms than any single one. The lowest score wins (ties: fewer parameters) and the winner is
+refitted on all points. A form that needs more points than a split leaves is not a candidate.
+With a named form and ``holdout`` = k the held-out score is reported for that form alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from analysis.fit import CurveFit, FitError, rmse_log, validate
+from analysis.forms import LEARNING_FORMS, make_form
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+FALLBACK = "m2"   # auto's choice when there are too few points to hold any out
+
+
+HOLDOUT_DIVISORS = (5, 4, 3)
+
+
+def default_holdouts(n_points: int) -> tuple[int, ...]:
+    """The horizons ``auto`` scores when none is asked for: n//5, n//4, n//3 points, each at
+    least 1 and never so many that fewer than 4 remain to fit on."""
+    return tuple(sorted({max(1, min(n_points // d, n_points - 4)) for d in HOLDOUT_DIVISORS}))
+
+
+def default_holdout(n_points: int) -> int:
+    """The shortest default horizon (the held-out points a plot marks)."""
+    return default_holdouts(n_points)[0]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The fit on all points, the form it uses, and every candidate's held-out score.
+
+    ``holdout`` is the shortest k (0 = no held-out check) and ``splits`` every k scored.
+    ``scores`` maps form -> holdout_rmse_log, the geometric mean of its rmse_k over the splits
+    (inf when the form could not be fitted or predicted a non-positive error); ``skipped`` maps
+    form -> why it was not a candidate.
+    """
+
+    fit: CurveFit
+    form: str
+    requested: str
+    holdout: int
+    scores: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    holdout_fits: dict[str, CurveFit] = field(default_factory=dict, repr=False, compare=False)
+    splits: tuple[int, ...] = ()
+
+    @property
+    def holdout_rmse_log(self) -> float | None:
+        return self.scores.get(self.form) if self.holdout else None
+
+    def to_dict(self) -> dict:
+        return {"form": self.form, "requested": self.requested, "holdout": self.holdout, "splits": list(self.splits),
+                "holdout_rmse_log": _finite_or_none(self.holdout_rmse_log),
+                "holdout_rmse_log_by_form": {k: _finite_or_none(v) for k, v in self.scores.items()},
+                "skipped_forms": dict(self.skipped), "fit": self.fit.to_dict()}
+
+
+def _finite_or_none(v):
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def holdout_score(form: str, x: np.ndarray, y: np.ndarray, k: int, **settings) -> tuple[float, CurveFit]:
+    """Fit ``form`` on all but the largest k points (no bootstrap) and score the k held out."""
+    est = make_form(form, **{**settings, "n_boot": 0})
+    fit = est.fit(x[:-k], y[:-k])
+    return rmse_log(fit.predict(x[-k:]), y[-k:]), fit
+
+
+def fit_curve(x, y, form: str = AUTO, holdout: int | None = None, y_seeds: Sequence[Sequence[float]] | None = None,
+              candidates: Sequence[str] = tuple(LEARNING_FORMS), **settings) -> Selection:
+    """Fit a learning curve with ``form`` (a name from `analysis.forms.FORMS`, or ``auto``).
+
+    ``holdout`` k: auto chooses on the largest k points (default: several horizons,
+    `default_holdouts`); a named
+    form reports its held-out score when k is given. ``settings`` go to every form's
+    constructor (loss, f_scale, n_boot, seed, ci).
+    """
+    xa, ya = validate(x, y)
+    if y_seeds is not None:
+        order = np.argsort(np.asarray(x, dtype=float).ravel())
+        y_seeds = [y_seeds[i] for i in order]
+    n = xa.size
+    if form != AUTO:
+        make_form(form)   # unknown names fail here, before any fitting
+    skipped: dict[str, str] = {}
+    if form == AUTO and holdout is None and n < 4:
+        # Nothing to hold out: the paper's form, and say why.
+        sel = fit_curve(xa, ya, form=FALLBACK, y_seeds=y_seeds, candidates=candidates, **settings)
+        return Selection(sel.fit, sel.form, AUTO, 0, {}, {"auto": f"{n} points leave none to hold out; used {FALLBACK}"})
+    if holdout is not None:
+        ks: tuple[int, ...] = (holdout,) if holdout else ()
+    else:
+        ks = default_holdouts(n) if form == AUTO else ()
+    if holdout is not None and holdout < 0:
+        raise FitError(f"--holdout must be >= 0, got {holdout}")
+    if ks and n - max(ks) < 3:
+        raise FitError(f"holding out {max(ks)} of {n} points leaves {n - max(ks)}; a fit needs at least 3")
+    if form == AUTO and not ks:
+        raise FitError("form auto chooses by held-out error: --holdout must be at least 1")
+    k = min(ks) if ks else 0
+
+    names = list(candidates) if form == AUTO else [form]
+    scores: dict[str, float] = {}
+    held: dict[str, CurveFit] = {}
+    for name in names:
+        est = make_form(name)
+        if ks and n - max(ks) < est.min_points:
+            skipped[name] = f"needs {est.min_points} points to fit, {n - max(ks)} before the held-out ones"
+            continue
+        if not ks:
+            continue
+        rmses = []
+        for kk in ks:
+            try:
+                r, f = holdout_score(name, xa, ya, kk, **settings)
+            except FitError as exc:
+                r, f = math.inf, None
+                log.debug("form %s failed on the %d-point held-out split: %s", name, kk, exc)
+            rmses.append(r)
+            if kk == k and f is not None:
+                held[name] = f
+        # Geometric mean; a zero error (exact data) must not make the log blow up.
+        scores[name] = (math.inf if not all(map(math.isfinite, rmses))
+                        else float(np.exp(np.mean(np.log(np.maximum(rmses, 1e-300))))))
+    if form == AUTO:
+        finite = {f: s for f, s in scores.items() if math.isfinite(s)}
+        if not finite:
+            raise FitError(f"no curve form could be fitted to {n - k} points and predict the {k} held out")
+        # Candidates are in order of increasing complexity; min() keeps the first of equal scores.
+        chosen = min(finite, key=lambda f: finite[f])
+    else:
+        chosen = form
+        if form in skipped:
+            raise FitError(f"form {form} {skipped[form]}")
+    est = make_form(chosen, **settings)
+    if n < est.min_points:
+        raise FitError(f"form {chosen} needs at least {est.min_points} points, got {n}")
+    full = est.fit(xa, ya, y_seeds=y_seeds)
+    return Selection(fit=full, form=chosen, requested=form, holdout=k, scores=scores, skipped=skipped,
+                     holdout_fits=held, splits=ks)
