@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
+from conftest import run_cli
 
 TRUE_BETA = {"a": -0.35, "b": -0.6}
 
