@@ -88,8 +88,8 @@ def markdown_table(df: pd.DataFrame, index: bool = True, digits: int = 4) -> str
 
     cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for idx, row in df.iterrows():
-        cells = ([cell(idx)] if index else []) + [cell(v) for v in row.tolist()]
+    for row in df.itertuples(index=True):   # itertuples keeps each column's dtype (iterrows upcasts ints)
+        cells = ([cell(row[0])] if index else []) + [cell(v) for v in row[1:]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -134,7 +134,8 @@ def main() -> None:
               f"({len(rows)} curves, {wall:.0f} s on {args.jobs} processes, 2-core machine).", "",
               "For each curve: fit on the Training == 1 points, predict the Training == 0 points; the score is the RMSE "
               "of log loss (lower is better). `auto` chooses its form on the training points alone: each form is "
-              "fitted without the largest fifth of them and scored on those.", "",
+              "fitted without the largest fifth, quarter and third of them in turn, scored on the points left "
+              "out, and the form with the lowest geometric-mean score wins.", "",
               "### Median RMSE of log loss", "", markdown_table(med), "",
               "### Win rates", "", markdown_table(wins, digits=2), "",
               ", ".join(f"{k}: {v:.2f}" for k, v in wins.attrs["auto_vs"].items()), "",
