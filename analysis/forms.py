@@ -27,6 +27,7 @@ percentile interval.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -86,7 +87,7 @@ def line_fit(log_x: np.ndarray, log_y: np.ndarray) -> tuple[float, float]:
     return float(log_y.mean() - slope * log_x.mean()), slope
 
 
-class CurveForm:
+class CurveForm(ABC):
     """Base of every family. Subclasses set ``name``, ``param_names``, ``exponent`` and
     implement the five hooks below; `fit` is the same for all.
 
@@ -125,34 +126,37 @@ class CurveForm:
 
     # --- hooks -------------------------------------------------------------------------------
 
+    @abstractmethod
     def curve(self, params: dict[str, float], x: np.ndarray) -> np.ndarray:
         """The curve at x from public parameters."""
-        raise NotImplementedError
 
     def floor(self, params: dict[str, float]) -> float:
         """The limit of the curve as x -> infinity."""
         return 0.0
 
+    @abstractmethod
     def _log_curve(self, theta: np.ndarray, fr: Frame) -> np.ndarray:
         """log f(u; theta) at the frame's points (internal parameters, centred x)."""
-        raise NotImplementedError
 
     def _jac_log_curve(self, theta: np.ndarray, fr: Frame) -> np.ndarray | None:
         """d log f / d theta (n_points x n_theta), or None to let scipy use finite differences."""
         return None
 
+    @abstractmethod
     def _bounds(self, fr: Frame) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """(lower, upper) box bounds on theta for this frame's data."""
 
+    @abstractmethod
     def _starts(self, fr: Frame) -> list[np.ndarray]:
-        raise NotImplementedError
+        """Starting thetas, the log-log regression start first (the bootstrap reuses it)."""
 
+    @abstractmethod
     def _public(self, theta: np.ndarray, fr: Frame) -> dict[str, float]:
-        raise NotImplementedError
+        """Internal theta as the form's public parameters (un-centred x)."""
 
+    @abstractmethod
     def _internal(self, params: dict[str, float], fr: Frame) -> np.ndarray:
         """Public parameters as a start in this frame (the bootstrap's warm start)."""
-        raise NotImplementedError
 
     # --- the shared fit ----------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ def fit_table(path: str | Path, x: str, y: str, group: str | None = None, form: 
     out = []
     for name, (xs, ys) in read_curves(path, x, y, group).items():
         try:
-            keep = fit_mask(ys, best_guess) if best_guess is not None and np.all(np.isfinite(ys)) else np.ones(xs.shape, bool)
+            keep = fit_mask(ys, best_guess)   # all points without a best guess
             sel = fit_curve(xs[keep], ys[keep], form=form, holdout=holdout, n_boot=n_boot, seed=seed)
             regions = None
             if best_guess is not None:

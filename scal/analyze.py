@@ -141,12 +141,10 @@ def _costs_at(fits: StudyFits, m: float, m_low: float, m_high: float) -> dict[st
 # ---------------------------------------------------------------------------------------------
 
 
-def analyze_study(tracker: StudyTracker, parent_run_id: str, metric: str | None = None,
-                  best_guess: float | None = None, n_boot: int = 200, out_dir: str | Path | None = None,
+def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, out_dir: str | Path | None = None,
                   form: str = AUTO, holdout: int | None = None, target_error: float | None = None) -> dict[str, Any]:
     """Read, fit, plot, write the report, log it all to the parent run; return the summary (the
-    fields of ``scal study --json``). ``metric`` and ``best_guess`` are read from the run's params;
-    the arguments are kept for callers that pass them and must agree."""
+    fields of ``scal study --json``). The metric and best-guess error come from the run's params."""
     fits = fit_study(tracker.uri, parent_run_id, form=form, holdout=holdout, n_boot=n_boot)
     lc, ms, sel, pts = fits.curve, fits.model_size, fits.selection, fits.points
     m = pts["size"].to_numpy(float)

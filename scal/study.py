@@ -270,7 +270,7 @@ def _run(p: Prepared, cfg: StudyConfig, tracker: StudyTracker, params: dict[str,
             progress.close()
         if cfg.register and versions:
             registry.set_largest(tracker.client, name, versions[max(versions)])
-        summary = analyze_study(tracker, parent, metric.name, p.data.best_guess_error())
+        summary = analyze_study(tracker, parent)
     summary.update(
         experiment_id=tracker.experiment_id, parent_run_id=parent, study=p.study, domain=p.domain.name, unit=p.unit,
         budget=p.budget.name, metric=metric.name, tracking_uri=tracker.uri, n_trials=trials.n_trials,
