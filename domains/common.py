@@ -29,9 +29,10 @@ def train_trial(
     """Seed, build the model and task, run the shared loop, and package a `TrialResult`.
 
     Any exception inside training becomes status ``failed`` with the reason, so one broken
-    trial does not end a study.
+    trial does not end a study. Threads are the caller's choice (`search.executor.run_trial`
+    sets them per trial: all cores locally, the trial's CPUs on Ray); setting them here would
+    undo that and oversubscribe the cores when trials run side by side.
     """
-    set_threads()
     device = loop.resolve_device(device)
     gen = loop.seed_everything(spec.seed)
     model, task = build()

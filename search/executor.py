@@ -14,6 +14,7 @@ Every trial, local or on a Ray worker, goes through `run_trial`: one code path.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -26,6 +27,8 @@ import domains
 from domains.common import set_threads
 from domains.protocol import DomainData, TrialResult, TrialSpec
 from search.subsets import SubsetPlan
+
+log_ = logging.getLogger(__name__)
 
 FINISHED = "FINISHED"        # a proposer has nothing more to start
 History = list[tuple[dict[str, float], int]]
@@ -112,8 +115,12 @@ def run_trial(ctx: TrialContext, spec: TrialSpec, keep_model: bool, threads: int
     start = int(time.time() * 1000)
     result, model = domains.get(ctx.domain).train(spec, ctx.data, ctx.plan.indices(spec.subset_size), record,
                                                   device=ctx.device)
+    # The thread count training actually ran with (a domain that reset it would show here).
+    used = torch.get_num_threads()
+    if used != n_threads:
+        log_.warning("trial %s ran with %d torch threads, not the %d asked for", spec.trial_hash(), used, n_threads)
     return TrialOutcome(result, history, model if keep_model else None, node=socket.gethostname(),
-                        threads=n_threads, start_ms=start, end_ms=int(time.time() * 1000))
+                        threads=used, start_ms=start, end_ms=int(time.time() * 1000))
 
 
 class LocalExecutor:

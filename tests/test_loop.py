@@ -26,10 +26,15 @@ def _spec(lr=1e-2, seed=0, width=16, max_steps=120):
 
 def test_deterministic_for_seed_and_threads(toy):
     dom, data, plan = toy
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    a, _ = dom.train(_spec(seed=3), data, plan.indices(128), lambda m, s: None, "cpu")
-    b, _ = dom.train(_spec(seed=3), data, plan.indices(128), lambda m, s: None, "cpu")
-    c, _ = dom.train(_spec(seed=4), data, plan.indices(128), lambda m, s: None, "cpu")
+    try:
+        a, _ = dom.train(_spec(seed=3), data, plan.indices(128), lambda m, s: None, "cpu")
+        b, _ = dom.train(_spec(seed=3), data, plan.indices(128), lambda m, s: None, "cpu")
+        c, _ = dom.train(_spec(seed=4), data, plan.indices(128), lambda m, s: None, "cpu")
+        assert torch.get_num_threads() == 1   # training keeps the caller's thread count
+    finally:
+        torch.set_num_threads(before)
     assert a.min_val_error == b.min_val_error and a.final_train_loss == b.final_train_loss
     assert a.min_val_error != c.min_val_error
 

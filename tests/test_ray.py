@@ -50,6 +50,8 @@ def test_smoke_study_on_local_ray(toy_study):
     assert s["executor"] == "ray" and s["concurrency"] == 2
     runs = _check_run_tree(toy_study["uri"], s)
     assert len(runs) == s["n_trials"]
+    # one CPU per trial means one torch thread per trial: more would oversubscribe the cores
+    assert {r.data.tags[keys.THREADS] for r in runs} == {"1"}
     assert len(s["registered_versions"]) == len(s["subsets"])
     assert "started a local instance" in toy_study["proc"].stderr
 
