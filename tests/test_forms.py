@@ -11,7 +11,7 @@ from analysis.fit import FitError
 from analysis.forms import FORMS, LEARNING_FORMS, M2, make_form, m4_excess_fraction
 from analysis.plan import data_for_error, predict_error
 from analysis.regions import IRREDUCIBLE, POWER_LAW, SMALL_DATA, classify, fit_mask
-from analysis.select import fit_curve
+from analysis.select import default_holdouts, fit_curve
 
 # 16 doublings from 1e3: long enough for every form's features (break, floor) to show.
 M = 1e3 * 2.0 ** np.arange(16)
@@ -102,6 +102,24 @@ def test_auto_scores_every_candidate_and_picks_the_lowest():
     assert sel.form == min(sel.scores, key=sel.scores.get)
     assert sel.fit.n_points == M.size   # refitted on every point
     assert sel.holdout_rmse_log < 0.05
+
+
+@pytest.mark.parametrize("n, min_fit, expected", [
+    (8, 4, (1, 2, 4)),       # half leaves 4, enough for forms of up to 4 parameters
+    (10, 7, (2, 3)),         # half would leave 5: bnsl (7) could not be fitted, so no half
+    (14, 7, (2, 3, 4, 7)),
+    (5, 4, (1,)),            # every horizon leaves at least 4 points
+])
+def test_default_horizons(n, min_fit, expected):
+    assert default_holdouts(n, min_fit) == expected
+
+
+def test_auto_scores_four_horizons_on_a_long_curve_without_dropping_a_form():
+    m = np.geomspace(1e3, 1e6, 16)
+    y = noisy(M2().curve(TRUTH["m2"][0], m), 0.01, seed=4)
+    sel = fit_curve(m, y, form="auto", n_boot=0)
+    assert sel.splits == (3, 4, 5, 8) and sel.holdout == 3
+    assert not sel.skipped and set(sel.scores) == set(LEARNING_FORMS)
 
 
 def test_auto_leaves_out_forms_with_too_many_parameters():
