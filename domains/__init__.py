@@ -5,12 +5,14 @@ The registry is an explicit dict: adding a domain means adding a line here.
 
 from __future__ import annotations
 
+from domains.image import ImageDomain
 from domains.lm import LanguageModelDomain
 from domains.protocol import DataError, Domain, Scale, TrainSettings, TrialResult, TrialSpec
 from domains.toy import ToyDomain
 
 REGISTRY: dict[str, Domain] = {
     "lm": LanguageModelDomain(),
+    "image": ImageDomain(),
     "toy": ToyDomain(),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+import numpy as np
 import torch
 
 from domains import loop
@@ -59,3 +60,21 @@ def train_trial(
         ),
         model,
     )
+
+
+class TensorTask:
+    """A trial's training subset of an in-memory (x, y) pool: uniform minibatches with replacement.
+
+    Domains whose data are tensors (toy, image) subclass it and add ``loss`` and ``evaluate``.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, chunk_ids):
+        idx = torch.as_tensor(np.asarray(chunk_ids), dtype=torch.int64)
+        self.x, self.y = x[idx], y[idx]
+
+    def epoch_steps(self, batch_size: int) -> float:
+        return len(self.y) / batch_size
+
+    def sample_batch(self, gen: torch.Generator, batch_size: int, device: str):
+        i = torch.randint(0, len(self.y), (min(batch_size, len(self.y)),), generator=gen)
+        return self.x[i].to(device), self.y[i].to(device)

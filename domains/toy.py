@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from domains.common import train_trial
+from domains.common import TensorTask, train_trial
 from domains.protocol import DataError, LogFn, MetricInfo, Scale, TrainSettings, TrialResult, TrialSpec
 
 IN_DIM = 8
@@ -103,17 +103,10 @@ def load_toy_npz(path: str) -> ToyData:
     return ToyData("examples", **arrays)
 
 
-class ToyTask:
+class ToyTask(TensorTask):
     def __init__(self, data: ToyData, chunk_ids):
-        idx = torch.as_tensor(np.asarray(chunk_ids), dtype=torch.int64)
-        self.x, self.y, self.data = data.x[idx], data.y[idx], data
-
-    def epoch_steps(self, batch_size: int) -> float:
-        return len(self.y) / batch_size
-
-    def sample_batch(self, gen: torch.Generator, batch_size: int, device: str):
-        i = torch.randint(0, len(self.y), (min(batch_size, len(self.y)),), generator=gen)
-        return self.x[i].to(device), self.y[i].to(device)
+        super().__init__(data.x, data.y, chunk_ids)
+        self.data = data
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         x, y = batch

@@ -1,0 +1,56 @@
+"""Each domain's quick study on this machine: wall time, beta_g and beta_p with intervals, next to
+the exponents Hestness et al. (2017) report.
+
+Runs ``scal study --domain D --budget quick`` through the library call (the Ray executor where
+more than one trial fits, as the CLI does) into a fresh sqlite store per domain and prints one
+line per domain. Target: each quick study within 15 minutes on the 2-core machine.
+
+    python benchmarks/domain_quick.py                     # every registered domain but toy
+    python benchmarks/domain_quick.py --domains image     # about 12 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import domains
+from scal.study import StudyConfig, run_study
+
+# The paper's learning-curve exponents (section 4), by domain and unit.
+PAPER_BETA_G = {("lm", "char"): -0.094, ("lm", "word"): -0.066, ("nmt", None): -0.128,
+                ("image", None): -0.309, ("speech", None): -0.299}
+TARGET_S = 15 * 60
+
+
+def one(domain: str, unit: str | None) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        cfg = StudyConfig(domain=domain, unit=unit, budget="quick", tracking_uri=f"sqlite:///{Path(d) / 'mlflow.db'}",
+                          progress=False)
+        t0 = time.perf_counter()
+        s = run_study(cfg)
+        s["wall_s"] = time.perf_counter() - t0
+        return s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--domains", default=",".join(n for n in domains.REGISTRY if n != "toy"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(f"{'domain':<12} {'wall':>7} {'target':>6}  {'beta_g [95%]':<28} {'paper':>6}  {'beta_p [95%]':<26} form")
+    for name in args.domains.split(","):
+        unit = domains.default_unit(domains.get(name))
+        s = one(name, None)
+        paper = PAPER_BETA_G.get((name, unit), PAPER_BETA_G.get((name, None)))
+        (glo, ghi), (plo, phi) = s["beta_g_interval"], s["beta_p_interval"]
+        print(f"{name + '/' + unit:<12} {s['wall_s'] / 60:>5.1f} m {'yes' if s['wall_s'] <= TARGET_S else 'NO':>6}  "
+              f"{s['beta_g']:>7.3f} [{glo:.3f}, {ghi:.3f}]{'':<6} {paper:>6.3f}  "
+              f"{s['beta_p']:>6.3f} [{plo:.3f}, {phi:.3f}]{'':<6} {s['form']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
