@@ -83,7 +83,10 @@ def classify(m, eps, fit: CurveFit, best_guess: float | None, tol: float = SMALL
                 m_irr_boot.append(data_for_error(b, f_b / IRREDUCIBLE_FLOOR_SHARE).m if f_b > 0 else math.inf)
             lo_pct, hi_pct = percentiles(fit.ci)
             vals = np.array([v if v is not None else math.inf for v in m_irr_boot])
-            interval = (float(np.percentile(vals, lo_pct)), float(np.percentile(vals, hi_pct)))
+            # inf = a resample that never flattens; nearest-rank percentiles keep it inf instead of
+            # interpolating inf - inf into NaN
+            interval = (float(np.percentile(vals, lo_pct, method="nearest")),
+                        float(np.percentile(vals, hi_pct, method="nearest")))
     labels = []
     for mi, is_small in zip(m, small):
         if is_small:
