@@ -204,6 +204,17 @@ def percentiles(ci: float) -> tuple[float, float]:
     return tail_pct, 100.0 - tail_pct
 
 
+def rank_interval(vals, ci: float) -> tuple[float, float]:
+    """(low, high) bootstrap percentiles of ``vals`` by the nearest rank, i = ceil(p/100 * n) - 1.
+
+    For answers that may not exist in some resamples (the data for a target error, the start of
+    the irreducible region), given as inf: nearest ranks keep them inf, where np.percentile's
+    interpolation between inf and a finite value gives NaN.
+    """
+    s = np.sort(np.asarray(vals, dtype=float))
+    return tuple(float(s[min(s.size - 1, max(0, math.ceil(p / 100.0 * s.size) - 1))]) for p in percentiles(ci))
+
+
 def json_float(v) -> float | None:
     v = float(v)
     return v if math.isfinite(v) else None

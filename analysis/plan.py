@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-from analysis.fit import CurveFit, percentiles
+from analysis.fit import CurveFit, rank_interval
 
 # Root search bracket for m, in natural-log units around the fitted range.
 LOG_M_BELOW = 30.0
@@ -100,10 +100,7 @@ def data_for_error(fit: CurveFit, target: float) -> DataPlan:
     low = high = math.nan
     if fit.n_boot:
         vals = np.array([v if (v := _invert(b, target)) is not None else math.inf for b in fit.boot_curves()])
-        lo_pct, hi_pct = percentiles(fit.ci)
-        # np.percentile with inf entries: interpolation between inf and a finite value gives nan.
-        vals.sort()
-        low, high = _pct(vals, lo_pct), _pct(vals, hi_pct)
+        low, high = rank_interval(vals, fit.ci)
     if m is None:
         return DataPlan(target, None, low, high, floor, False,
                         f"unreachable: {target:.4g} is at or below the fitted floor {floor:.4g}")
@@ -111,12 +108,6 @@ def data_for_error(fit: CurveFit, target: float) -> DataPlan:
     if math.isinf(high):
         note = "the upper end is infinite: some bootstrap refits level off above the target"
     return DataPlan(target, m, low, high, floor, True, note)
-
-
-def _pct(sorted_vals: np.ndarray, pct: float) -> float:
-    """Percentile by the nearest rank (robust to infinite entries)."""
-    i = min(len(sorted_vals) - 1, max(0, int(math.ceil(pct / 100.0 * len(sorted_vals))) - 1))
-    return float(sorted_vals[i])
 
 
 def power_at(fit: CurveFit, m: float, m_low: float | None = None, m_high: float | None = None) -> Estimate:

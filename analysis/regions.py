@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.fit import CurveFit, percentiles
+from analysis.fit import CurveFit, rank_interval
 from analysis.plan import data_for_error
 
 SMALL_DATA = "small-data"
@@ -81,12 +81,8 @@ def classify(m, eps, fit: CurveFit, best_guess: float | None, tol: float = SMALL
             for b in fit.boot_curves():
                 f_b = b.floor()
                 m_irr_boot.append(data_for_error(b, f_b / IRREDUCIBLE_FLOOR_SHARE).m if f_b > 0 else math.inf)
-            lo_pct, hi_pct = percentiles(fit.ci)
-            vals = np.array([v if v is not None else math.inf for v in m_irr_boot])
-            # inf = a resample that never flattens; nearest-rank percentiles keep it inf instead of
-            # interpolating inf - inf into NaN
-            interval = (float(np.percentile(vals, lo_pct, method="nearest")),
-                        float(np.percentile(vals, hi_pct, method="nearest")))
+            # inf: a resample that never flattens
+            interval = rank_interval([v if v is not None else math.inf for v in m_irr_boot], fit.ci)
     labels = []
     for mi, is_small in zip(m, small):
         if is_small:
