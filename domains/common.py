@@ -57,6 +57,7 @@ def train_trial(
             wall_time_s=res.wall_time_s,
             status=res.status,
             reason=res.reason,
+            extra=res.extra,
         ),
         model,
     )

@@ -9,7 +9,9 @@ Data (unit: images):
   ``train-labels-idx1-ubyte[.gz]``, ``t10k-...``): the full Fashion-MNIST or MNIST, for example
   /usr/share/datasets/fashion-mnist from Debian's ``dataset-fashion-mnist``;
 - ``--data DIR`` with ``train/`` and ``val/`` in torchvision's ImageFolder layout
-  (``train/<class>/*.png``), all images one size.
+  (``train/<class>/*.png``), all images one size;
+- ``--data DIR`` in the CIFAR-10 (or CIFAR-100) python layout: ``data_batch_1`` ... and
+  ``test_batch`` (CIFAR-100: ``train`` and ``test``), in DIR or in DIR/cifar-10-batches-py.
 
 Model family: a ResNet for small images built from torchvision's ``BasicBlock``: a 3x3 stem
 convolution to ``width`` channels, three stages of ``layers`` blocks (the depth knob; named like
@@ -21,6 +23,7 @@ top-1 validation error; the loss is cross-entropy. Best guess: 1 - 1/classes (a 
 from __future__ import annotations
 
 import gzip
+import pickle
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -126,7 +129,8 @@ def read_idx_dir(root: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nd
     for key, stem in IDX_FILES.items():
         found = [p for p in (root / stem, root / f"{stem}.gz") if p.is_file()]
         if not found:
-            raise DataError(f"--data {root}: missing {stem}[.gz] (expects the four MNIST-style IDX files)")
+            raise DataError(f"--data {root}: missing {stem}[.gz] (expects the four MNIST-style IDX files, "
+                            "train/ and val/ image folders, or CIFAR python batches)")
         arrays[key] = _read_idx(found[0])
     for split in ("train", "val"):
         if len(arrays[f"{split}_x"]) != len(arrays[f"{split}_y"]):
@@ -159,6 +163,50 @@ def _read_image_folder(root: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple
     return out[0], out[1]
 
 
+CIFAR_DIRS = ("", "cifar-10-batches-py", "cifar-100-python")
+
+
+def _read_cifar(root: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
+    """The CIFAR python layout (pickled dicts with ``data`` (N, 3072) uint8, rows of R, G, B planes,
+    and ``labels`` or CIFAR-100's ``fine_labels``), or None when ``root`` does not hold it.
+
+    Read here rather than with torchvision's ``CIFAR10``, which refuses any copy whose files'
+    md5 sums differ from the official ones (a subset or a re-packed set). The batches are
+    pickles: only point --data at files you trust.
+    """
+    for sub in CIFAR_DIRS:
+        d = root / sub
+        if (d / "data_batch_1").is_file():
+            train_files, val_files = sorted(d.glob("data_batch_*")), [d / "test_batch"]
+            break
+        if (d / "train").is_file() and (d / "test").is_file():
+            train_files, val_files = [d / "train"], [d / "test"]
+            break
+    else:
+        return None
+
+    def load(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for f in files:
+            try:
+                with f.open("rb") as fh:
+                    batch = pickle.load(fh, encoding="bytes")
+                x = np.asarray(batch[b"data"], dtype=np.uint8)
+                y = batch.get(b"labels", batch.get(b"fine_labels"))
+                x = x.reshape(len(x), 3, 32, 32).transpose(0, 2, 3, 1)   # NHWC, as the other readers give
+            except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise DataError(f"--data {f}: not a CIFAR python batch ({type(exc).__name__}: {exc})") from None
+            if y is None or len(y) != len(x):
+                raise DataError(f"--data {f}: CIFAR batch without one label per image")
+            xs.append(x)
+            ys.append(np.asarray(y, dtype=np.int64))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    if not val_files[0].is_file():
+        raise DataError(f"--data {root}: CIFAR layout without its test batch ({val_files[0].name})")
+    return load(train_files), load(val_files)
+
+
 def _to_data(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
              max_val: int | None) -> ImageData:
     """Scale to [0, 1], normalise with the training pool's per-channel mean and std, NCHW."""
@@ -186,9 +234,12 @@ def load_images(data_path: str | None = None, max_val: int | None = None) -> Ima
             return _to_data((z["train_x"], z["train_y"]), (z["val_x"], z["val_y"]), max_val)
     root = Path(data_path)
     if not root.is_dir():
-        raise DataError(f"--data {data_path}: not a directory (expects IDX files, or train/ and val/ image folders)")
+        raise DataError(f"--data {data_path}: not a directory (expects IDX files, train/ and val/ image folders, or CIFAR batches)")
     if (root / "train").is_dir():
         return _to_data(*_read_image_folder(root), max_val)
+    cifar = _read_cifar(root)
+    if cifar is not None:
+        return _to_data(*cifar, max_val)
     return _to_data(*read_idx_dir(root), max_val)
 
 
@@ -201,24 +252,28 @@ class ImageTask(TensorTask):
         x, y = batch
         return F.cross_entropy(model(x).float(), y)
 
-    def evaluate(self, model: nn.Module, device: str) -> tuple[float, float]:
+    def evaluate(self, model: nn.Module, device: str) -> tuple[float, float, dict[str, float]]:
         return evaluate_images(model, self.data, device)
 
 
 @torch.no_grad()
-def evaluate_images(model: nn.Module, data: ImageData, device: str = "cpu") -> tuple[float, float]:
-    """(mean cross-entropy, top-1 error) on the validation images, in eval mode (BatchNorm's running stats)."""
+def evaluate_images(model: nn.Module, data: ImageData, device: str = "cpu") -> tuple[float, float, dict[str, float]]:
+    """(mean cross-entropy, top-1 error, {"top5_error": ...}) on the validation images, in eval
+    mode (BatchNorm's running statistics). Top-5 error counts an image wrong when its label is
+    not among the 5 highest logits (with fewer than 6 classes it is 0 by construction)."""
     was_training = model.training
     model.eval()
-    loss, wrong = 0.0, 0
+    loss, wrong1, wrong5 = 0.0, 0, 0
+    k = min(5, data.classes)
     for s in range(0, len(data.val_y), EVAL_BATCH):
         x, y = data.val_x[s:s + EVAL_BATCH].to(device), data.val_y[s:s + EVAL_BATCH].to(device)
         logits = model(x).float()
         loss += F.cross_entropy(logits, y, reduction="sum").item()
-        wrong += int((logits.argmax(1) != y).sum())
+        wrong1 += int((logits.argmax(1) != y).sum())
+        wrong5 += int((logits.topk(k, dim=1).indices != y[:, None]).all(dim=1).sum())
     model.train(was_training)
     n = len(data.val_y)
-    return loss / n, wrong / n
+    return loss / n, wrong1 / n, {"top5_error": wrong5 / n}
 
 
 _SCALES = {
@@ -272,7 +327,7 @@ class ImageDomain:
         return train_trial(spec, build, self.count_params(spec.size, data), log, device)
 
     def evaluate(self, model: nn.Module, data: ImageData, device: str = "cpu") -> tuple[float, float]:
-        return evaluate_images(model, data, device)
+        return evaluate_images(model, data, device)[:2]
 
     def _check_unit(self, unit: str) -> None:
         if unit not in self.units:

@@ -18,7 +18,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import torch
@@ -41,8 +41,13 @@ class Task(Protocol):
         """Mean training loss of the batch (the same units as the validation loss)."""
         ...
 
-    def evaluate(self, model: torch.nn.Module, device: str) -> tuple[float, float]:
-        """(validation loss, validation error in the metric's units), model in eval mode."""
+    def evaluate(self, model: torch.nn.Module, device: str) -> tuple[float, float] | tuple[float, float, dict[str, float]]:
+        """(validation loss, validation error in the metric's units), model in eval mode.
+
+        A third element, a dict of further validation metrics (top-5 error, BLEU, WER), is
+        optional: the loop logs each as ``val_<name>`` every round and keeps its value at the
+        round of minimum validation loss (`LoopResult.extra`). Only the error is fitted.
+        """
         ...
 
 
@@ -58,6 +63,7 @@ class LoopResult:
     wall_time_s: float
     status: str
     reason: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 def resolve_device(device: str) -> str:
@@ -109,6 +115,7 @@ def run(
     best = dict(loss=math.inf, error=math.inf, step=0)
     best_state: dict[str, torch.Tensor] | None = None
     bad_rounds, step, train_loss = 0, 0, math.nan
+    best_extra: dict[str, float] = {}
     status, reason = "ok", ""
 
     for round_i in range(settings.max_rounds):
@@ -139,17 +146,19 @@ def run(
             break
         if n:
             train_loss = loss_sum / n
-        val_loss, val_error = task.evaluate(model, device)
+        val_loss, val_error, *more = task.evaluate(model, device)
+        extra = {f"val_{k}": float(v) for k, v in (more[0] if more else {}).items()}
         if not (math.isfinite(val_loss) and math.isfinite(val_error)):
             status, reason = "diverged", f"non-finite validation loss after step {step}"
             break
         log(
             {"train_loss": train_loss, "val_loss": val_loss, "val_error": val_error,
-             "epoch": step / epoch_steps, "lr": lr_at(max(step - 1, 0), peak_lr, settings)},
+             "epoch": step / epoch_steps, "lr": lr_at(max(step - 1, 0), peak_lr, settings), **extra},
             step,
         )
         if val_loss < best["loss"]:
             best = dict(loss=val_loss, error=val_error, step=step)
+            best_extra = extra
             best_state = copy.deepcopy(model.state_dict())
             bad_rounds = 0
         else:
@@ -171,5 +180,6 @@ def run(
         wall_time_s=time.perf_counter() - t0,
         status=status,
         reason=reason,
+        extra=best_extra,
     )
 

@@ -108,6 +108,9 @@ class TrialSpec:
 class TrialResult:
     """What one training run produced.
 
+    ``extra``: further validation metrics at the round of minimum validation loss, keyed as
+    logged per round (``val_top5_error``, ``val_bleu``); logged, never fitted.
+
     ``status``: ok; stopped (ended early by a scheduler such as ASHA: its minimum validation
     error is real but an upper bound of what the full run would reach); diverged; failed (then
     ``reason``).
@@ -125,6 +128,7 @@ class TrialResult:
     wall_time_s: float
     status: str = "ok"
     reason: str = ""
+    extra: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -49,6 +49,7 @@ M_WALL_TIME_S = "wall_time_s"
 M_STEPS = "steps"
 M_BEST_STEP = "best_step"
 M_EPOCHS = "epochs"
+BEST_EXTRA_PREFIX = "best_"       # + a domain's further metric at the best round: best_val_top5_error
 M_ROUNDS = "rounds"                # validation rounds logged (the length of val_error's history)
 
 # --- study (parent run) metrics: step = subset size m, so MLflow's chart is the curve ---------
@@ -68,3 +69,8 @@ R_METRIC = "metric"
 R_TRIAL_HASH = "trial_hash"
 R_STUDY_RUN = "study_run_id"
 ALIAS_LARGEST = "largest"          # alias of the largest subset's best fit
+
+
+def best_extra(name: str) -> str:
+    """Summary key of a further validation metric (``val_bleu``) at the round of minimum validation loss."""
+    return BEST_EXTRA_PREFIX + name

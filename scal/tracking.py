@@ -112,6 +112,7 @@ def result_from_run(spec: TrialSpec, run: Run) -> TrialResult:
         final_train_loss=m.get(keys.M_FINAL_TRAIN_LOSS, nan), steps=int(m.get(keys.M_STEPS, 0)),
         epochs=m.get(keys.M_EPOCHS, nan), wall_time_s=m.get(keys.M_WALL_TIME_S, 0.0),
         status=run.data.tags.get(keys.STATUS, "ok"), reason=run.data.tags.get(keys.REASON, ""),
+        extra={k[len(keys.BEST_EXTRA_PREFIX):]: v for k, v in m.items() if k.startswith(keys.best_extra("val_"))},
     )
 
 
@@ -233,6 +234,7 @@ class StudyTracker:
             keys.M_BEST_EPOCH: result.best_epoch, keys.M_FINAL_TRAIN_LOSS: result.final_train_loss,
             keys.M_WALL_TIME_S: result.wall_time_s, keys.M_STEPS: result.steps,
             keys.M_BEST_STEP: result.best_step, keys.M_EPOCHS: result.epochs, keys.M_ROUNDS: len(history),
+            **{keys.best_extra(k): v for k, v in result.extra.items()},
         }
         metrics += [Metric(k, float(v), ts, result.steps) for k, v in summary.items()]
         with deferred_interrupt():

@@ -269,7 +269,12 @@ def _partial_result(spec: TrialSpec, history, error: str | None) -> TrialResult:
     return TrialResult(
         spec, 0, best.get("val_error", nan), best.get("val_loss", nan), best.get("epoch", nan), step,
         history[-1][0].get("train_loss", nan), history[-1][1], epochs, 0.0, "stopped",
-        f"stopped by the scheduler after {len(history)} rounds")
+        f"stopped by the scheduler after {len(history)} rounds", extra=_extra(best))
+
+
+def _extra(round_metrics: dict[str, float]) -> dict[str, float]:
+    """A round's further validation metrics (the loop's ``val_*`` keys beyond loss and error)."""
+    return {k: v for k, v in round_metrics.items() if k.startswith("val_") and k not in ("val_loss", "val_error")}
 
 
 def _last_line(path: str | None) -> str:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import pickle
 import struct
 from dataclasses import replace
+from importlib import resources
 
 import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
@@ -17,6 +20,7 @@ import domains
 from conftest import run_cli, sqlite_uri
 from domains.protocol import DataError, TrialSpec
 from scal import keys
+from scal.tracking import result_from_run
 from search.subsets import SubsetPlan
 
 
@@ -49,8 +53,12 @@ def test_one_training_step_at_the_smallest_size(image):
     plan = SubsetPlan(data.chunk_sizes(), scale.min_subset, scale.n_subsets)
     spec = TrialSpec("image", "images", scale.min_subset, {"width": scale.min_width, "layers": 1}, scale.lr, 0, "smoke",
                      replace(scale.train, max_steps=1, max_rounds=1, min_round_steps=1))
-    result, model = dom.train(spec, data, plan.indices(scale.min_subset), lambda m, s: None)
+    logged = []
+    result, model = dom.train(spec, data, plan.indices(scale.min_subset), lambda m, s: logged.append(dict(m)))
     assert result.ok and result.steps == 1 and 0.0 <= result.min_val_error <= 1.0
+    # top-5 error rides along each round and at the best round; it can only be below top-1
+    assert len(logged) == 1 and 0.0 <= logged[0]["val_top5_error"] <= result.min_val_error
+    assert result.extra == {"val_top5_error": logged[0]["val_top5_error"]}
     assert result.n_params == sum(p.numel() for p in model.parameters())
 
 
@@ -88,6 +96,36 @@ def test_user_image_folders(tmp_path):
     assert model(data.val_x).shape == (6, 3)
 
 
+def _write_cifar_batch(path, x_nhwc: np.ndarray, y: np.ndarray) -> None:
+    rows = x_nhwc.transpose(0, 3, 1, 2).reshape(len(x_nhwc), -1)      # R, G, B planes per row, as CIFAR stores them
+    with path.open("wb") as fh:
+        pickle.dump({b"data": rows, b"labels": [int(v) for v in y]}, fh)
+
+
+def test_user_cifar_batches(tmp_path, image):
+    """Real images (embedded Fashion-MNIST, padded to 32x32 and copied to 3 channels) in the
+    CIFAR-10 python layout; the reader must give back exactly those pixels in NCHW order."""
+    with np.load(resources.files("domains.data").joinpath("fashion_mnist_small.npz").open("rb")) as z:
+        x = np.repeat(np.pad(z["train_x"][:250], ((0, 0), (2, 2), (2, 2)))[..., None], 3, axis=3)
+        y = z["train_y"][:250]
+    x[..., 1] //= 2                                                      # channels differ, so their order is checked
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    _write_cifar_batch(root / "data_batch_1", x[:100], y[:100])
+    _write_cifar_batch(root / "data_batch_2", x[100:200], y[100:200])
+    _write_cifar_batch(root / "test_batch", x[200:], y[200:])
+    data = domains.get("image").load("images", str(tmp_path))
+    assert data.train_x.shape == (200, 3, 32, 32) and len(data.val_y) == 50 and data.classes == 10
+    assert data.train_y.tolist() == y[:200].tolist()
+    raw = torch.as_tensor(x[:200], dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+    mean, std = raw.mean(dim=(0, 2, 3), keepdim=True), raw.std(dim=(0, 2, 3), keepdim=True)
+    assert torch.allclose(data.train_x, (raw - mean) / std, atol=1e-4)
+
+    (root / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="not a CIFAR python batch"):
+        domains.get("image").load("images", str(tmp_path))
+
+
 @pytest.mark.parametrize("make,needle", [
     (lambda p: p / "missing", "not a directory"),
     (lambda p: p, "missing train-images-idx3-ubyte"),
@@ -113,6 +151,10 @@ def test_smoke_study_into_mlflow(tmp_path):
     for r in runs:
         assert r.data.params[keys.P_DOMAIN] == "image" and "size.layers" in r.data.params
         assert 0.0 <= r.data.metrics[keys.M_MIN_VAL_ERROR] <= 1.0
+        top5 = r.data.metrics[keys.best_extra("val_top5_error")]
+        assert 0.0 <= top5 <= r.data.metrics[keys.M_MIN_VAL_ERROR]
+        assert len(client.get_metric_history(r.info.run_id, "val_top5_error")) == r.data.metrics[keys.M_ROUNDS]
+        assert result_from_run(None, r).extra == {"val_top5_error": top5}     # what a resumed study reuses
     parent = client.get_run(summary["parent_run_id"])
     assert parent.info.status == "FINISHED" and "beta_g" in parent.data.metrics
     assert len(client.search_model_versions(f"name = '{summary['registered_model']}'")) == 3
