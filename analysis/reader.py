@@ -60,12 +60,14 @@ def latest_study(tracking_uri: str, experiment: str) -> str:
 
 def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per (subset, configuration) of the grid: median, spread, count and the values over
-    seeds (``seed_errors``), and the median wall time and epochs of its trials."""
+    seeds (``seed_errors``), the median wall time and epochs of its trials, and ``n_trials``, the
+    seeds it was given (any status; a racing search gives raced-out configurations one)."""
     col_role, col_status = f"tags.{keys.ROLE}", f"tags.{keys.STATUS}"
     err = f"metrics.{keys.M_MIN_VAL_ERROR}"
     if trials.empty or col_role not in trials:
         return pd.DataFrame()
-    ok = trials[(trials[col_role] == keys.ROLE_GRID) & (trials[col_status] == "ok")].copy()
+    grid = trials[trials[col_role] == keys.ROLE_GRID]
+    ok = grid[grid[col_status] == "ok"].copy()
     ok = ok[np.isfinite(ok[err].astype(float))]
     if ok.empty:
         return pd.DataFrame()
@@ -80,6 +82,9 @@ def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
         n_seeds=(err, "size"), seed_errors=(err, list), n_params=(f"params.{keys.P_N_PARAMS}", "first"),
         wall_time_s=(wall, "median"), epochs=(epochs, "median"),
     ).reset_index()
+    # distinct seeds, not rows: a seed re-run after a failure must not count twice
+    given = grid.groupby(cfg_cols, dropna=False)[f"params.{keys.P_SEED}"].nunique().rename("n_trials").reset_index()
+    grouped = grouped.merge(given, on=cfg_cols, how="left")
     grouped = grouped.rename(columns={f"params.{keys.P_SUBSET_SIZE}": "size", f"params.{keys.P_LR}": "lr",
                                       **{c: c.removeprefix("params.") for c in size_cols}})
     grouped["size"] = grouped["size"].astype(int)
@@ -89,9 +94,13 @@ def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_fit_points(trials: pd.DataFrame) -> pd.DataFrame:
-    """The best-fit configuration of every subset (lowest median; ties: fewer parameters)."""
+    """The best-fit configuration of every subset (lowest median; ties: fewer parameters), among
+    the configurations given the subset's full number of seeds: one raced out after its first seed
+    (`search.refine.RacingProposer`) does not compete on that seed alone."""
     scores = config_scores(trials)
     if scores.empty:
         return scores
+    full = scores.groupby("size")["n_trials"].transform("max")
+    scores = scores[scores["n_trials"] == full]
     scores = scores.sort_values(["size", "val_error", "n_params"])
     return scores.groupby("size", as_index=False).first().sort_values("size").reset_index(drop=True)

@@ -124,6 +124,8 @@ def study(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     k_configs: Optional[int] = typer.Option(None, help="configurations per subset (Monte Carlo grid); default from budget"),
     n_seeds: Optional[int] = typer.Option(None, help="seeds per configuration; default from budget"),
+    race_keep: Optional[int] = typer.Option(None, help="race the K configurations on their first seed; only the best N "
+                                            "get the other seeds (0: no racing, the default)"),
     n_subsets: Optional[int] = typer.Option(None, help="number of doubling subsets; default from budget"),
     min_subset: Optional[int] = typer.Option(None, help="smallest subset in the domain's unit; default from budget"),
     max_steps: Optional[int] = typer.Option(None, help="optimizer steps cap per trial; default from budget"),
@@ -151,7 +153,7 @@ def study(
 
     cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
                       tracking_uri=tracking_uri, seed=seed, device=device, k_configs=_none(k_configs),
-                      n_seeds=_none(n_seeds), n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
+                      n_seeds=_none(n_seeds), race_keep=race_keep, n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
                       overfit_ratio=overfit_ratio, width_mults=_numbers(width_mults, float, "--width-mults"),
                       lr_mults=_numbers(lr_mults, float, "--lr-mults"),
                       layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register,

@@ -47,6 +47,7 @@ class StudyConfig:
     seed: int = 0
     device: str = "auto"
     k_configs: int | None = None
+    race_keep: int | None = None           # race configurations on their first seed, keep this many
     n_seeds: int | None = None
     n_subsets: int | None = None
     min_subset: int | None = None
@@ -91,12 +92,16 @@ def prepare(cfg: StudyConfig) -> Prepared:
     unit = cfg.unit or domains.default_unit(domain)
     budget = get_budget(cfg.budget).with_overrides(
         k_configs=cfg.k_configs, n_seeds=cfg.n_seeds, width_mults=cfg.width_mults, lr_mults=cfg.lr_mults,
-        layer_offsets=cfg.layer_offsets,
+        layer_offsets=cfg.layer_offsets, race_keep=cfg.race_keep,
         overfit=OverfitCriterion(cfg.overfit_ratio) if cfg.overfit_ratio is not None else None,
     )
     scale = domain.scale(budget.name, unit)
     if budget.k_configs < 1 or budget.n_seeds < 1:
         raise ValueError("--k-configs and --n-seeds must be at least 1")
+    if budget.race_keep < 0:
+        raise ValueError(f"--race-keep must be 0 (no racing) or more, got {budget.race_keep}")
+    if budget.race_keep and cfg.searcher != "grid":
+        raise ValueError("--race-keep races the Monte Carlo grid's configurations; use it with --searcher grid")
     if not budget.overfit.ratio > 0:
         raise ValueError(f"--overfit-ratio must be positive, got {budget.overfit.ratio}")
     train = scale.train if cfg.max_steps is None else replace(scale.train, max_steps=cfg.max_steps)
@@ -287,7 +292,7 @@ def _study_params(p: Prepared) -> dict[str, Any]:
         "study.domain": p.domain.name, "study.unit": p.unit, "study.budget": b.name, "study.seed": p.cfg.seed,
         "study.data": p.cfg.data or "embedded", "study.device": p.cfg.device,
         "study.subset_sizes": ",".join(map(str, p.plan.sizes)), "study.span_orders": f"{p.plan.span_orders:.3f}",
-        "study.k_configs": b.k_configs, "study.n_seeds": b.n_seeds, "study.bisect_steps": b.bisect_steps,
+        "study.k_configs": b.k_configs, "study.n_seeds": b.n_seeds, "study.race_keep": b.race_keep, "study.bisect_steps": b.bisect_steps,
         "study.width_mults": ",".join(map(str, b.width_mults)), "study.lr_mults": ",".join(map(str, b.lr_mults)),
         "study.layer_offsets": ",".join(map(str, b.layer_offsets)),
         "study.overfit_criterion": f"final_train_loss < {b.overfit.ratio} * min_val_loss",

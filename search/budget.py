@@ -27,7 +27,11 @@ class OverfitCriterion:
 
 @dataclass(frozen=True)
 class Budget:
-    """Search effort. ``width_mults``, ``lr_mults`` and ``layer_offsets`` span the Monte Carlo grid."""
+    """Search effort. ``width_mults``, ``lr_mults`` and ``layer_offsets`` span the Monte Carlo grid.
+
+    ``race_keep`` > 0 races the K configurations on their first seed and gives the other seeds to
+    the best ``race_keep`` only (`search.refine.RacingProposer`); 0 trains every seed of every one.
+    """
 
     name: str
     k_configs: int
@@ -36,6 +40,7 @@ class Budget:
     width_mults: tuple[float, ...] = (0.5, 0.71, 1.0, 1.41, 2.0)
     lr_mults: tuple[float, ...] = (0.5, 1.0, 2.0)
     layer_offsets: tuple[int, ...] = (0, 1)
+    race_keep: int = 0
     overfit: OverfitCriterion = OverfitCriterion()
 
     def with_overrides(self, **kw) -> "Budget":

@@ -26,7 +26,7 @@ from search.executor import Proposer
 from search.grid import ConfigScore, best_config, grid_configs, sample_configs
 from search.interpolate import Config, interpolate
 from search.overfit import OverfitSearch, find_smallest_overfitting
-from search.refine import GridProposer, SkoptProposer
+from search.refine import GridProposer, RacingProposer, SkoptProposer
 from search.subsets import SubsetPlan
 
 SEARCHERS = ("grid", "skopt")
@@ -92,19 +92,23 @@ def grid_search(index: int, size: int, centre: Config, s: SearchSettings, trials
 
     The S seeds of a configuration are separate trials (they run in parallel on Ray). With
     ``searcher="grid"`` the K configurations are drawn at random up front; with ``"skopt"`` each
-    next one is chosen from the results so far (`search.refine`).
+    next one is chosen from the results so far (`search.refine`). With ``budget.race_keep`` the
+    random K race on their first seed and only the best ``race_keep`` get the other seeds.
     """
     seeds = [s.seed * 1000 + i for i in range(s.budget.n_seeds)]
     make = lambda cfg, seed: s.make_spec(size, cfg, seed)  # noqa: E731
     if s.searcher == "skopt":
         grid = grid_configs(centre, s.budget, s.domain.grow_knob, s.scale.min_width, s.scale.max_width)
-        proposer: GridProposer | SkoptProposer = SkoptProposer(
+        proposer: GridProposer | SkoptProposer | RacingProposer = SkoptProposer(
             grid, s.budget.k_configs, seeds, make, s.domain.grow_knob, seed=s.seed * 1000 + index,
             estimator=s.skopt_estimator)
     else:
         rng = np.random.default_rng([s.seed, index])
         configs = sample_configs(centre, s.budget, s.domain.grow_knob, s.scale.min_width, s.scale.max_width, rng)
-        proposer = GridProposer(configs, seeds, make)
+        if s.budget.race_keep and len(seeds) > 1:
+            proposer = RacingProposer(configs, seeds, make, s.budget.race_keep)
+        else:
+            proposer = GridProposer(configs, seeds, make)
     trials.search(proposer, "grid")
     return SubsetOutcome(index, size, centre, proposer.scores)
 

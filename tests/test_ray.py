@@ -11,12 +11,12 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, run_cli, sqlite_uri
+from conftest import run_cli, sqlite_uri
 from scal import keys
 
 SMOKE = ["study", "--domain", "toy", "--budget", "smoke", "--json"]
@@ -158,6 +158,30 @@ def test_skopt_searcher_smoke(tmp_path):
     assert len(configs) == 3 * len(s["subsets"])          # K distinct configurations per subset
     assert len(grid) == 2 * len(configs)                    # S seeds each
     assert MlflowClient(sqlite_uri(tmp_path)).get_run(s["parent_run_id"]).data.params["study.searcher"] == "skopt:GP"
+
+
+def test_seed_racing_smoke(tmp_path):
+    """--race-keep 1 on Ray: per subset K first seeds, then the second seed of the best first seed
+    only; the subset's best-fit point is that configuration's median, never a raced-out one's."""
+    proc = run_cli([*SMOKE, "--race-keep", "1", "--k-configs", "3", "--width-mults", "0.5,1,2", "--lr-mults",
+                    "0.5,1,2", "--executor", "ray", "--tracking-uri", sqlite_uri(tmp_path)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads(proc.stdout)
+    runs = _check_run_tree(sqlite_uri(tmp_path), s)
+    grid = [r for r in runs if r.data.tags[keys.ROLE] == keys.ROLE_GRID]
+    for point in s["subsets"]:
+        by_config: dict[tuple, dict[int, float]] = {}
+        for r in grid:
+            if int(r.data.params[keys.P_SUBSET_SIZE]) == point["size"]:
+                key = (int(r.data.params["size.width"]), float(r.data.params[keys.P_LR]))
+                by_config.setdefault(key, {})[int(r.data.params[keys.P_SEED])] = r.data.metrics[keys.M_MIN_VAL_ERROR]
+        assert len(by_config) == 3 and sum(map(len, by_config.values())) == 3 + 1
+        (raced, seeds), = [(k, v) for k, v in by_config.items() if len(v) == 2]
+        first = min(seeds)
+        assert seeds[first] == min(v[first] for v in by_config.values())      # the best first seed went on
+        assert point["val_error"] == pytest.approx(float(np.median(list(seeds.values()))))
+        assert (point["size_knobs"]["width"], point["lr"]) == pytest.approx(raced)
+    assert MlflowClient(sqlite_uri(tmp_path)).get_run(s["parent_run_id"]).data.params["study.race_keep"] == "1"
 
 
 def test_asha_scheduler_smoke(tmp_path):

@@ -134,3 +134,39 @@ def test_stopped_seeds_count_as_upper_bounds_and_are_not_the_model():
     score = ConfigScore(cfg, [_seed_result(s0, 0.5), TrialResult(s1, 10, 0.4, 0.4, 1.0, 1, 0.4, 1, 1.0, 0.1, "stopped")])
     assert score.score == pytest.approx(0.45)
     assert score.best_seed().spec == s0       # a full run represents the configuration
+
+
+def test_racing_gives_the_other_seeds_to_the_best_first_seeds_only():
+    """K first seeds; nothing more until all are in (a lucky early one cannot start the race);
+    then the other seeds of the best R by first-seed error; only those R are scored."""
+    from search.executor import FINISHED
+    from search.refine import RacingProposer
+
+    configs = [Config({"width": w, "layers": 1}, 1e-3) for w in (8, 16, 32, 64, 128)]
+    first = {8: 0.9, 16: 0.5, 32: 0.3, 64: 0.31, 128: 0.7}        # seed 0's error by width
+    second = {16: 0.45, 32: 0.5, 64: 0.32}                         # seed 1 reverses 32 and 64
+    prop = RacingProposer(configs, [0, 1, 2], _spec, keep=2)
+    assert prop.n_trials == 5 + 2 * 2
+    handed = [prop.suggest() for _ in range(5)]
+    assert [s.seed for s in handed] == [0] * 5
+    for s in handed[:4]:
+        prop.complete(s, _seed_result(s, first[s.size["width"]]))
+    assert prop.suggest() is None                                  # waits for the fifth first seed
+    prop.complete(handed[4], _seed_result(handed[4], first[128]))
+    rest = []
+    while (spec := prop.suggest()) != FINISHED:
+        rest.append(spec)
+        err = second[spec.size["width"]] if spec.seed == 1 else first[spec.size["width"]]
+        prop.complete(spec, _seed_result(spec, err))
+    assert sorted((s.size["width"], s.seed) for s in rest) == [(32, 1), (32, 2), (64, 1), (64, 2)]
+    assert [s.config.size["width"] for s in prop.scores] == [32, 64]
+    assert [s.config.size["width"] for s in prop.raced_out()] == [8, 16, 128]
+    # medians over three seeds: 32 -> 0.3, 64 -> 0.31; width 16's 0.5 alone never competes
+    assert best_config(prop.scores).config.size["width"] == 32
+
+
+def test_racing_keep_must_be_positive():
+    from search.refine import RacingProposer
+
+    with pytest.raises(ValueError, match="race-keep"):
+        RacingProposer([Config({"width": 8}, 1e-3)], [0, 1], _spec, keep=0)
