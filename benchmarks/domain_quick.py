@@ -22,7 +22,8 @@ from scal.study import StudyConfig, run_study
 
 # The paper's learning-curve exponents (section 4), by domain and unit.
 PAPER_BETA_G = {("lm", "char"): -0.094, ("lm", "word"): -0.066, ("nmt", None): -0.128,
-                ("image", None): -0.309, ("speech", None): -0.299}
+                ("image", None): -0.309, ("speech", None): -0.299,
+                ("speech_attn", None): -0.299}
 TARGET_S = 15 * 60
 
 

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 from domains.image import ImageDomain
 from domains.lm import LanguageModelDomain
+from domains.nmt import TranslationDomain
 from domains.protocol import DataError, Domain, Scale, TrainSettings, TrialResult, TrialSpec
+from domains.speech import SpeechDomain
+from domains.speech_attn import SpeechAttentionDomain
 from domains.toy import ToyDomain
 
 REGISTRY: dict[str, Domain] = {
     "lm": LanguageModelDomain(),
     "image": ImageDomain(),
+    "nmt": TranslationDomain(),
+    "speech": SpeechDomain(),
+    "speech_attn": SpeechAttentionDomain(),
     "toy": ToyDomain(),
 }
 

@@ -117,7 +117,9 @@ def study(
     domain: str = typer.Option("lm", help="domain name (see `scal domains`)"),
     unit: Optional[str] = typer.Option(None, help="subset-size unit; default: the domain's first (lm: char)"),
     budget: str = typer.Option("quick", help=BUDGET_HELP),
-    data: Optional[str] = typer.Option(None, help="your own data (lm: a .txt file or a folder of .txt files)"),
+    data: Optional[str] = typer.Option(None, help="your own data (lm: .txt file or folder; nmt: TSV of pairs or a folder "
+                                         "with train.src/train.tgt; image: IDX files, train/ and val/ image folders "
+                                         "or CIFAR batches; speech: LibriSpeech-style folder or a .tsv/.csv manifest)"),
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment (study) name; default scal-<domain>-<unit>"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db"),
     seed: int = typer.Option(0, help="seed of the subset permutation and of the trials"),

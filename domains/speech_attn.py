@@ -1,0 +1,172 @@
+"""``speech_attn``: attention encoder-decoder recognisers, character error rate.
+
+The same data as ``speech`` (`domains.speech_data`: by default **synthetic** spoken digit
+strings, cleaner learning curves than recorded speech; ``--data`` for a LibriSpeech-style folder
+or a manifest) and the same fitted metric (CER, with WER logged as ``best_val_wer``), with the
+other model family of the paper's speech study: an encoder-decoder with global attention.
+
+Model family (`AttentionSpeech`): the ``speech`` encoder (strided convolution + ``layers``
+bidirectional GRU layers of ``width`` per direction), and a one-layer GRU decoder of ``width``
+units with Luong's global "general" attention over the encoder states and input feeding. Trained
+with teacher forcing; loss: cross-entropy per output character (end-of-sentence included);
+decoding: greedy, until end-of-sentence or 1.5x the longest training transcript. Best guess: 1.0.
+
+Run one trial by hand::
+
+    scal train --domain speech_attn --subset-size 1024 --width 64
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from domains.protocol import MetricInfo
+from domains.speech import EVAL_BATCH, Encoder, SpeechDomain, encoder_params
+from domains.speech_data import SpeechData, SpeechTask, error_rates, targets, val_batches
+
+EOS = 0   # id 0 doubles as start symbol and end of sentence
+
+
+class AttentionSpeech(nn.Module):
+    """`Encoder` (mels -> 2w per step); Embedding(tokens, w); GRUCell(2w -> w) fed [embedding;
+    previous attentional vector]; score(h, e) = h . (W_a e) with W_a: 2w -> w (no bias); attentional
+    vector tanh(W_c [context; h]) with W_c: 3w -> w; Linear(w, tokens).
+
+    Parameters: encoder_params(mels, w, layers) + tokens*w (embedding) + 9w^2 + 6w (GRU cell:
+    3w*2w input + 3w*w recurrent weights + two 3w biases) + 2w^2 (W_a) + 3w^2 + w (W_c)
+    + w*tokens + tokens (output).
+    """
+
+    def __init__(self, n_mels: int, width: int, layers: int, n_tokens: int):
+        super().__init__()
+        self.width = width
+        self.encoder = Encoder(n_mels, width, layers)
+        self.embed = nn.Embedding(n_tokens, width)
+        self.cell = nn.GRUCell(2 * width, width)
+        self.attn = nn.Linear(2 * width, width, bias=False)
+        self.combine = nn.Linear(3 * width, width)
+        self.head = nn.Linear(width, n_tokens)
+
+    def encode(self, x: torch.Tensor, frames: torch.Tensor):
+        enc, steps = self.encoder(x, frames)
+        pad = torch.arange(enc.shape[1], device=enc.device)[None, :] >= steps[:, None]
+        return enc, self.attn(enc), pad
+
+    def step(self, token, state, feed, enc, keys, pad):
+        """One decoder step: (logits, new state, attentional vector)."""
+        state = self.cell(torch.cat([self.embed(token), feed], dim=-1), state)
+        scores = torch.bmm(keys, state.unsqueeze(2)).squeeze(2).masked_fill(pad, float("-inf"))
+        context = torch.bmm(torch.softmax(scores, dim=-1).unsqueeze(1), enc).squeeze(1)
+        feed = torch.tanh(self.combine(torch.cat([context, state], dim=-1)))
+        return self.head(feed), state, feed
+
+    def forward(self, x: torch.Tensor, frames: torch.Tensor, y_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (batch, len(y_in), tokens) for decoder inputs ``y_in``."""
+        enc, keys, pad = self.encode(x, frames)
+        state = feed = enc.new_zeros(x.shape[0], self.width)
+        out = []
+        for t in range(y_in.shape[1]):
+            logits, state, feed = self.step(y_in[:, t], state, feed, enc, keys, pad)
+            out.append(logits)
+        return torch.stack(out, dim=1)
+
+    @torch.no_grad()
+    def greedy(self, x: torch.Tensor, frames: torch.Tensor, max_len: int) -> list[list[int]]:
+        enc, keys, pad = self.encode(x, frames)
+        batch = x.shape[0]
+        state = feed = enc.new_zeros(batch, self.width)
+        token = torch.full((batch,), EOS, dtype=torch.int64, device=x.device)
+        done = torch.zeros(batch, dtype=torch.bool, device=x.device)
+        out = []
+        for _ in range(max_len):
+            logits, state, feed = self.step(token, state, feed, enc, keys, pad)
+            token = logits.argmax(-1)
+            out.append(token)
+            done |= token == EOS
+            if bool(done.all()):
+                break
+        seqs = torch.stack(out, dim=1).cpu().tolist()
+        return [s[:s.index(EOS)] if EOS in s else s for s in seqs]
+
+
+def attention_params(n_mels: int, width: int, layers: int, n_tokens: int) -> int:
+    """Exact parameter count of `AttentionSpeech` (formula in its docstring)."""
+    w = width
+    return (encoder_params(n_mels, w, layers) + n_tokens * w + 9 * w * w + 6 * w + 2 * w * w + 3 * w * w + w
+            + w * n_tokens + n_tokens)
+
+
+def teacher_forced_batch(y: torch.Tensor, y_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(decoder inputs [EOS, y...], targets [y..., EOS], mask of real target positions)."""
+    batch = y.shape[0]
+    y_in = torch.cat([torch.full((batch, 1), EOS, dtype=y.dtype, device=y.device), y], dim=1)
+    y_out = torch.cat([y, torch.zeros((batch, 1), dtype=y.dtype, device=y.device)], dim=1)
+    y_out[torch.arange(batch), y_len.to(y.device)] = EOS
+    mask = torch.arange(y_out.shape[1], device=y.device)[None, :] <= y_len.to(y.device)[:, None]
+    return y_in, y_out, mask
+
+
+def ce_sum(model: AttentionSpeech, x, x_len, y, y_len) -> tuple[torch.Tensor, int]:
+    """(summed cross-entropy in nats over the real target positions, their number)."""
+    y_in, y_out, mask = teacher_forced_batch(y, y_len)
+    logits = model(x, x_len.to(x.device), y_in).float()
+    ce = F.cross_entropy(logits.transpose(1, 2), y_out, reduction="none")
+    return (ce * mask).sum(), int(mask.sum())
+
+
+class AttentionTask(SpeechTask):
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        total, n = ce_sum(model, *batch)
+        return total / max(1, n)
+
+    def evaluate(self, model: nn.Module, device: str):
+        return evaluate_attention(model, self.data, device)
+
+
+def max_decode_len(data: SpeechData) -> int:
+    """1.5x the longest training transcript (+ 5): a bound that does not look at validation texts."""
+    return int(1.5 * max(len(t) for t in data.train_texts)) + 5
+
+
+@torch.no_grad()
+def evaluate_attention(model: nn.Module, data: SpeechData, device: str = "cpu") -> tuple[float, float, dict[str, float]]:
+    """(cross-entropy per character, CER, {"wer": WER}) on the validation utterances."""
+    was_training = model.training
+    model.eval()
+    loss, n, refs, hyps = 0.0, 0, [], []
+    limit = max_decode_len(data)
+    for _, x, x_len, texts in val_batches(data, EVAL_BATCH):
+        y, y_len = targets(data, texts)
+        x = x.to(device)
+        total, count = ce_sum(model, x, x_len, y.to(device), y_len)
+        loss, n = loss + total.item(), n + count
+        refs += texts
+        hyps += [data.decode(ids) for ids in model.greedy(x, x_len.to(device), limit)]
+    model.train(was_training)
+    cer, wer = error_rates(refs, hyps)
+    return loss / max(1, n), cer, {"wer": wer}
+
+
+class SpeechAttentionDomain(SpeechDomain):
+    """``speech_attn``: attention encoder-decoders (conv + BiGRU encoder, GRU decoder); CER."""
+
+    name = "speech_attn"
+    size_knobs = ("width", "layers")   # width: units of every GRU (per direction); layers: encoder BiGRU layers
+    grow_knob = "width"
+
+    def metric(self, unit: str) -> MetricInfo:
+        self._check_unit(unit)
+        return MetricInfo("cer", "character error rate on the validation utterances (edit distance / reference characters)")
+
+    def build_model(self, size: Mapping[str, int], data: SpeechData) -> nn.Module:
+        return AttentionSpeech(data.n_mels, int(size["width"]), int(size["layers"]), data.n_tokens)
+
+    def count_params(self, size: Mapping[str, int], data: SpeechData) -> int:
+        return attention_params(data.n_mels, int(size["width"]), int(size["layers"]), data.n_tokens)
+
+    def make_task(self, data: SpeechData, chunk_ids) -> SpeechTask:
+        return AttentionTask(data, chunk_ids)

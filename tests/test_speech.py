@@ -1,0 +1,173 @@
+"""The speech domains: deterministic eSpeak NG synthesis with held-out voices, exact parameter
+counts of both families, one training step each, CER/WER, user data (manifest and LibriSpeech
+folder), one-line errors for bad --data, the cache, and a smoke study into a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import soundfile
+from mlflow.tracking import MlflowClient
+
+import domains
+from conftest import run_cli, sqlite_uri
+from domains import speech_data as sd
+from domains.protocol import DataError, TrialSpec
+from scal import keys
+from search.subsets import SubsetPlan
+
+
+@pytest.fixture(scope="module")
+def clips():
+    """14 spoken digit strings from training voices (one synthesis run shared by the tests)."""
+    items = sd.digit_items(14, seed=5, variants=sd.voice_variants()[0])
+    return items, sd.synthesise(items, rand_seed=3)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory, clips):
+    """A TSV manifest of 14 WAV files (22,050 Hz int16): 12 for training, 2 held out (every 10th line... and a val row)."""
+    items, audio = clips
+    d = tmp_path_factory.mktemp("manifest")
+    lines = ["path\ttranscript"]
+    for i, (it, wave) in enumerate(zip(items, audio)):
+        soundfile.write(d / f"u{i}.wav", wave, sd.SYNTH_RATE_HZ, subtype="PCM_16")
+        lines.append(f"u{i}.wav\t{it['text'].upper()}")
+    (d / "list.tsv").write_text("\n".join(lines) + "\n")
+    return d / "list.tsv"
+
+
+@pytest.fixture(scope="module")
+def data(manifest):
+    return domains.get("speech").load("utterances", str(manifest))
+
+
+def test_synthesis_is_deterministic_and_validation_voices_are_held_out(clips):
+    items, audio = clips
+    again = sd.synthesise(items, rand_seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(audio, again))
+    assert all(0.3 < len(a) / sd.SYNTH_RATE_HZ < 5.0 and np.abs(a).max() > 1000 for a in audio)
+    train_v, val_v = sd.voice_variants()
+    assert len(train_v) > 50 and len(val_v) == sd.N_VAL_VARIANTS and not set(train_v) & set(val_v)
+    val_items = sd.digit_items(50, seed=2, variants=val_v)
+    assert {it["voice"].split("+")[1] for it in val_items} <= set(val_v)
+    assert len({it["voice"].split("+")[0] for it in val_items}) > 4        # many accents
+    assert all(set(it["text"].split()) <= set(sd.DIGIT_WORDS) for it in val_items)
+
+
+def test_error_rates_on_known_strings():
+    assert sd.edit_distance("kitten", "sitting") == 3
+    assert sd.edit_distance("", "abc") == 3 and sd.edit_distance("abc", "abc") == 0
+    cer, wer = sd.error_rates(["one two", "three"], ["one too", ""])
+    assert cer == pytest.approx((1 + 5) / (7 + 5)) and wer == pytest.approx(2 / 3)
+    assert sd.error_rates(["nine four"], [""]) == (1.0, 1.0)     # the best guess: an empty transcript
+
+
+def test_manifest_data(data):
+    assert len(data.train_texts) == 13 and len(data.val_texts) == 1          # the 10th line is held out
+    assert data.unit == "utterances" and data.best_guess_error() == 1.0
+    assert data.train_texts[0] == data.train_texts[0].lower() and set(data.vocab) <= set("abcdefghijklmnopqrstuvwxyz ")
+    assert data.n_mels == sd.N_MELS and abs(float(data.train_feats.float().mean())) < 0.05
+
+
+@pytest.mark.parametrize("name", ["speech", "speech_attn"])
+@pytest.mark.parametrize("width,layers", [(8, 1), (16, 2), (12, 3)])
+def test_parameter_count_is_exact(data, name, width, layers):
+    dom = domains.get(name)
+    size = {"width": width, "layers": layers}
+    assert dom.count_params(size, data) == sum(p.numel() for p in dom.build_model(size, data).parameters())
+
+
+@pytest.mark.parametrize("name", ["speech", "speech_attn"])
+def test_one_training_step_at_the_smallest_size(data, name):
+    dom = domains.get(name)
+    scale = dom.scale("smoke", "utterances")
+    spec = TrialSpec(name, "utterances", 8, {"width": scale.min_width, "layers": 1}, scale.lr, 0, "smoke",
+                     replace(scale.train, max_steps=1, max_rounds=1, min_round_steps=1, batch_size=4))
+    logged = []
+    result, model = dom.train(spec, data, np.arange(8), lambda m, s: logged.append(m))
+    assert result.ok and result.steps == 1 and 0.0 <= result.min_val_error
+    assert result.n_params == sum(p.numel() for p in model.parameters())
+    assert "val_wer" in logged[0] and result.extra["val_wer"] == logged[0]["val_wer"]
+
+
+def test_librispeech_folder(tmp_path, clips):
+    items, audio = clips
+    for spk in ("19", "26"):
+        chapter = tmp_path / spk / "198"
+        chapter.mkdir(parents=True)
+        lines = []
+        for i in range(5):
+            k = (int(spk) + i) % len(audio)
+            soundfile.write(chapter / f"{spk}-198-{i:04d}.flac", audio[k], sd.SYNTH_RATE_HZ)
+            lines.append(f"{spk}-198-{i:04d} {items[k]['text'].upper()}")
+        (chapter / f"{spk}-198.trans.txt").write_text("\n".join(lines) + "\n")
+    data = domains.get("speech_attn").load("utterances", str(tmp_path))
+    # Speaker 19 (first in sorted order) is held out; speaker 26 trains.
+    assert len(data.train_texts) == 5 and len(data.val_texts) == 5
+    assert data.val_texts[0] == items[19 % len(items)]["text"]
+
+
+def test_corrupt_cache_is_regenerated(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCAL_CACHE", str(tmp_path))
+    first = sd.load_digits(n_train=6, n_val=2, seed=1)
+    (cache,) = (tmp_path / "speech").glob("digits-*.npz")
+    cache.write_bytes(b"not an npz")
+    again = sd.load_digits(n_train=6, n_val=2, seed=1)
+    assert again.train_texts == first.train_texts and np.array_equal(again.train_feats.numpy(), first.train_feats.numpy())
+    assert not list((tmp_path / "speech").glob("*.tmp"))
+
+
+def _bad_manifest(tmp):
+    (tmp / "m.tsv").write_text("nowhere.wav\tone two\n")
+    return tmp / "m.tsv"
+
+
+def _unreadable_audio(tmp):
+    (tmp / "bad.wav").write_bytes(b"RIFF this is not audio at all")
+    (tmp / "m.csv").write_text("bad.wav,one two\n")
+    return tmp / "m.csv"
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda p: p / "missing", "no such file or folder"),
+    (_bad_manifest, "does not exist"),
+    (_unreadable_audio, "cannot read audio"),
+])
+def test_bad_data_is_a_one_line_error(tmp_path, make, needle):
+    proc = run_cli(["study", "--domain", "speech", "--budget", "smoke", "--data", str(make(tmp_path)),
+                    "--tracking-uri", sqlite_uri(tmp_path)], cwd=tmp_path)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: --data") and needle in lines[0], proc.stderr
+
+
+def test_too_little_data_is_a_data_error(tmp_path, clips):
+    items, audio = clips
+    soundfile.write(tmp_path / "a.wav", audio[0], sd.SYNTH_RATE_HZ)
+    (tmp_path / "m.tsv").write_text(f"a.wav\t{items[0]['text']}\ttrain\na.wav\t{items[0]['text']}\tval\n")
+    with pytest.raises(DataError, match="at least 2 training"):
+        domains.get("speech").load("utterances", str(tmp_path / "m.tsv"))
+
+
+@pytest.mark.integration
+def test_smoke_study_into_mlflow(tmp_path):
+    uri = sqlite_uri(tmp_path)
+    proc = run_cli(["study", "--domain", "speech", "--budget", "smoke", "--tracking-uri", uri, "--json"], cwd=tmp_path,
+                   env_extra={"SCAL_CACHE": str(tmp_path / "cache"), "SCAL_SPEECH_POOL": "128"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert [s["size"] for s in summary["subsets"]] == [32, 64, 128]
+    client = MlflowClient(uri, uri)
+    runs = client.search_runs([summary["experiment_id"]], f"tags.`{keys.PARENT}` = '{summary['parent_run_id']}'",
+                              max_results=1000)
+    assert len(runs) == summary["n_trials"] > 0
+    for r in runs:
+        assert r.data.params[keys.P_DOMAIN] == "speech" and "size.layers" in r.data.params
+        assert 0.0 <= r.data.metrics[keys.M_MIN_VAL_ERROR] and 0.0 <= r.data.metrics["best_val_wer"]
+    parent = client.get_run(summary["parent_run_id"])
+    assert parent.info.status == "FINISHED" and "beta_g" in parent.data.metrics
+    assert len(client.search_model_versions(f"name = '{summary['registered_model']}'")) == 3
+    assert list((tmp_path / "cache" / "speech").glob("digits-*.npz"))      # the generated data was cached
