@@ -12,7 +12,9 @@ from search.subsets import SubsetPlan
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
-@pytest.mark.parametrize("name,unit,m", [("toy", "examples", 256), ("lm", "char", 8192)])
+@pytest.mark.parametrize("name,unit,m", [("toy", "examples", 256), ("lm", "char", 8192), ("image", "images", 256),
+                                         ("nmt", "tokens", 4096), ("speech", "utterances", 64),
+                                         ("speech_attn", "utterances", 64)])
 def test_trains_on_cuda_with_bf16_autocast(name, unit, m):
     dom = domains.get(name)
     data = dom.load(unit, max_val_units=4096)
