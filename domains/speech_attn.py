@@ -18,13 +18,14 @@ Run one trial by hand::
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from domains.protocol import MetricInfo
+from domains.protocol import MetricInfo, Scale
 from domains.speech import EVAL_BATCH, Encoder, SpeechDomain, encoder_params
 from domains.speech_data import SpeechData, SpeechTask, error_rates, targets, val_batches
 
@@ -161,6 +162,14 @@ class SpeechAttentionDomain(SpeechDomain):
     def metric(self, unit: str) -> MetricInfo:
         self._check_unit(unit)
         return MetricInfo("cer", "character error rate on the validation utterances (edit distance / reference characters)")
+
+    def scale(self, budget: str, unit: str) -> Scale:
+        """``speech``'s budgets, with more steps at quick: the teacher-forced loss falls as fast as
+        CTC's, but greedy decoding needs the end of sentence, which the decoder learns late. At
+        m = 1,024 and width 64, 300 steps reach 0.25 nats per character and yet CER 2.0 (it
+        repeats digits until the length cap); 640 steps reach CER 0.17 (measured on 2 threads)."""
+        s = super().scale(budget, unit)
+        return replace(s, train=replace(s.train, max_steps=800)) if budget == "quick" else s
 
     def build_model(self, size: Mapping[str, int], data: SpeechData) -> nn.Module:
         return AttentionSpeech(data.n_mels, int(size["width"]), int(size["layers"]), data.n_tokens)
