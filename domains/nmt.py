@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path

@@ -40,22 +40,22 @@ STEPS_PER_UTTERANCE = 40
 
 
 class Encoder(nn.Module):
-    """Conv1d(mels -> w, kernel 11, stride 3) + ReLU, then a ``layers``-deep bidirectional GRU of w
+    """Conv1d(mels -> w, kernel 11, stride ``stride`` (3 here, 6 in ``speech_attn``)) + ReLU, then a ``layers``-deep bidirectional GRU of w
     units per direction; output (batch, steps, 2w) and the valid steps per utterance.
 
     Parameters: 11*mels*w + w (convolution), 12w^2 + 12w (first BiGRU layer: 2 directions x
     (3w*w input + 3w*w recurrent weights + 6w biases)), 18w^2 + 12w per further layer (input 2w).
     """
 
-    def __init__(self, n_mels: int, width: int, layers: int):
+    def __init__(self, n_mels: int, width: int, layers: int, stride: int = CONV_STRIDE):
         super().__init__()
-        self.conv = nn.Conv1d(n_mels, width, CONV_KERNEL, stride=CONV_STRIDE, padding=CONV_KERNEL // 2)
+        self.stride = stride
+        self.conv = nn.Conv1d(n_mels, width, CONV_KERNEL, stride=stride, padding=CONV_KERNEL // 2)
         self.rnn = nn.GRU(width, width, num_layers=layers, bidirectional=True, batch_first=True)
 
-    @staticmethod
-    def out_lengths(frames: torch.Tensor) -> torch.Tensor:
+    def out_lengths(self, frames: torch.Tensor) -> torch.Tensor:
         """Steps after the strided convolution: floor((frames + 2*pad - kernel) / stride) + 1."""
-        return (frames + 2 * (CONV_KERNEL // 2) - CONV_KERNEL) // CONV_STRIDE + 1
+        return encoder_steps(frames, self.stride)
 
     def forward(self, x: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
@@ -65,6 +65,11 @@ class Encoder(nn.Module):
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])
         return out, steps
+
+
+def encoder_steps(frames, stride: int = CONV_STRIDE):
+    """Recurrent steps for ``frames`` feature frames (tensor or array): floor((frames + 2*5 - 11) / stride) + 1."""
+    return (frames + 2 * (CONV_KERNEL // 2) - CONV_KERNEL) // stride + 1
 
 
 def encoder_params(n_mels: int, width: int, layers: int) -> int:

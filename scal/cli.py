@@ -119,7 +119,8 @@ def study(
     budget: str = typer.Option("quick", help=BUDGET_HELP),
     data: Optional[str] = typer.Option(None, help="your own data (lm: .txt file or folder; nmt: TSV of pairs or a folder "
                                          "with train.src/train.tgt; image: IDX files, train/ and val/ image folders "
-                                         "or CIFAR batches; speech: LibriSpeech-style folder or a .tsv/.csv manifest)"),
+                                         "or CIFAR batches; speech: LibriSpeech-style folder, a .tsv/.csv manifest, "
+                                         "or synthetic:sentences for the larger synthetic set)"),
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment (study) name; default scal-<domain>-<unit>"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db"),
     seed: int = typer.Option(0, help="seed of the subset permutation and of the trials"),

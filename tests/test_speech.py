@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import soundfile
+import torch
 from mlflow.tracking import MlflowClient
 
 import domains
@@ -17,7 +18,6 @@ from conftest import run_cli, sqlite_uri
 from domains import speech_data as sd
 from domains.protocol import DataError, TrialSpec
 from scal import keys
-from search.subsets import SubsetPlan
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +113,62 @@ def test_librispeech_folder(tmp_path, clips):
 
 def test_corrupt_cache_is_regenerated(tmp_path, monkeypatch):
     monkeypatch.setenv("SCAL_CACHE", str(tmp_path))
-    first = sd.load_digits(n_train=6, n_val=2, seed=1)
+    first = sd.load_synthetic("digits", n_train=6, n_val=2, seed=1)
     (cache,) = (tmp_path / "speech").glob("digits-*.npz")
     cache.write_bytes(b"not an npz")
-    again = sd.load_digits(n_train=6, n_val=2, seed=1)
+    again = sd.load_synthetic("digits", n_train=6, n_val=2, seed=1)
     assert again.train_texts == first.train_texts and np.array_equal(again.train_feats.numpy(), first.train_feats.numpy())
     assert not list((tmp_path / "speech").glob("*.tmp"))
+
+
+def test_sentences_option(tmp_path, monkeypatch):
+    """``--data synthetic:sentences``: Shakespeare lines, validation text and voices unseen in training."""
+    monkeypatch.setenv("SCAL_CACHE", str(tmp_path))
+    monkeypatch.setenv(sd.POOL_ENV, "24")
+    data = sd.load_speech("synthetic:sentences")
+    assert len(data.train_texts) == 24 and len(data.val_texts) == 64
+    from domains.text import shakespeare
+
+    corpus = shakespeare()
+    train_lines = {ln for doc in corpus.train_docs for ln in sd.spoken_lines(doc)}
+    assert set(data.train_texts) <= train_lines
+    assert set(data.val_texts) <= set(sd.spoken_lines(corpus.validation)) and not set(data.val_texts) & train_lines
+    assert all(4 <= len(t.split()) <= 10 for t in data.train_texts + data.val_texts)
+    assert set(data.vocab) <= set("abcdefghijklmnopqrstuvwxyz' ") and len(data.vocab) > 20
+    (cache,) = (tmp_path / "speech").glob("sentences-*.npz")
+    with np.load(cache) as z:
+        voices = [str(v).split("+")[1] for v in z["voices"]]
+    assert set(voices[24:]) <= set(sd.voice_variants()[1]) and not set(voices[:24]) & set(sd.voice_variants()[1])
+    # Sentences are longer than digit strings: frames per utterance, and one CTC step on them.
+    assert np.diff(data.train_offsets).mean() > 160          # digit strings: 120 frames on average
+    dom = domains.get("speech")
+    sc = dom.scale("smoke", "utterances")
+    spec = TrialSpec("speech", "utterances", 8, {"width": 8, "layers": 1}, 3e-3, 0, "smoke",
+                     replace(sc.train, max_steps=1, max_rounds=1, min_round_steps=1))
+    result, _ = dom.train(spec, data, np.arange(8), lambda m, s: None)
+    assert result.ok and result.steps == 1 and 0 < result.min_val_error
+
+
+def test_attention_decoding_stops_at_the_duration_cap(data):
+    """Greedy decoding keeps each transcript within its own cap: ceil(1.25 * rate * steps) + 2."""
+    from domains import speech_attn as sa
+
+    rate = sa.chars_per_step(data)
+    frames = torch.tensor(np.diff(data.train_offsets))
+    steps = (frames + 2 * 5 - 11) // sa.ATTN_STRIDE + 1
+    chars = torch.tensor([len(data.encode(t)) for t in data.train_texts])
+    assert rate == pytest.approx(float((chars / steps).max()))
+    limits = sa.decode_limits(frames, rate, longest=1000)
+    assert torch.equal(limits, torch.ceil(1.25 * rate * steps.double()).long() + 2) and bool((limits > chars).all())
+    assert torch.equal(sa.decode_limits(frames, rate, longest=4), torch.full_like(limits, 4))
+    torch.manual_seed(0)
+    model = domains.get("speech_attn").build_model({"width": 8, "layers": 1}, data).eval()
+    with torch.no_grad():   # a bias towards "e" keeps the untrained decoder from ever ending
+        model.head.bias.copy_(torch.full_like(model.head.bias, -10.0))
+        model.head.bias[data.vocab.index("e") + 1] = 10.0
+    x, x_len = sd.gather(data.val_feats, data.val_offsets, range(len(data.val_texts)))
+    cap = torch.arange(1, len(data.val_texts) + 1)
+    assert [len(h) for h in model.greedy(x, x_len, cap)] == cap.tolist()
 
 
 def _bad_manifest(tmp):
