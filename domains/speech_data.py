@@ -452,6 +452,8 @@ def load_speech(data_path: str | None = None, max_val: int | None = None) -> Spe
         # One validation utterance per 8 of training, between 64 and 1,024: 1,024 for the default pool.
         return load_synthetic(SYNTHETIC.get(data_path, "digits"), max_val, n_train=n_train,
                               n_val=min(VAL_UTTERANCES, max(64, n_train // 8)))
+    if data_path.startswith("synthetic:") and not Path(data_path).exists():
+        raise DataError(f"--data {data_path}: no such synthetic set; choose {' or '.join(SYNTHETIC)}")
     return load_user(data_path, max_val)
 
 

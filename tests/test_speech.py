@@ -184,6 +184,7 @@ def _unreadable_audio(tmp):
 
 @pytest.mark.parametrize("make,needle", [
     (lambda p: p / "missing", "no such file or folder"),
+    (lambda p: "synthetic:sentence", "no such synthetic set; choose synthetic:digits or synthetic:sentences"),
     (_bad_manifest, "does not exist"),
     (_unreadable_audio, "cannot read audio"),
 ])
