@@ -29,7 +29,9 @@ from search.subsets import SubsetPlan
 from scal import keys, registry
 from scal.analyze import analyze_study
 from scal.progress import Progress
-from scal.tracking import StudyTracker, done_key, resolve_tracking_uri, result_from_run
+from scal.tracking import (
+    StudyTracker, done_key, interrupts_remembered, raise_if_interrupted, resolve_tracking_uri, result_from_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +175,7 @@ class TrackedTrials:
             self.models[h] = out.model
         self.n_trials += 1
         self.progress.trial(out.result)
+        raise_if_interrupted()   # the trial is logged; a Ctrl-C lost on its way stops the study here
 
     def model_for(self, result: TrialResult) -> torch.nn.Module:
         """The trial's trained model; a reused trial is trained again here, with its thread count
@@ -236,7 +239,8 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
         log.info("resuming study run %s: %d finished trials will not run again", previous.info.run_id, len(done))
     executor = p.executor()
     try:
-        return _run(p, cfg, tracker, params, fp, done, executor, metric)
+        with interrupts_remembered():
+            return _run(p, cfg, tracker, params, fp, done, executor, metric)
     finally:
         executor.close()
 

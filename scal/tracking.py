@@ -65,6 +65,42 @@ def safe_name(study: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", study)
 
 
+_interrupted = threading.Event()   # a Ctrl-C arrived during the current study
+
+
+def _note_interrupt(signum, frame) -> None:
+    """SIGINT during a study: remember it, then raise KeyboardInterrupt as Python's default handler does."""
+    _interrupted.set()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_remembered():
+    """Within the block (a study), Ctrl-C is remembered as well as raised.
+
+    Python swallows an exception raised where nothing can catch it (a ``__del__`` finaliser, a
+    weakref or garbage-collector callback: "Exception ignored in ..."), and a KeyboardInterrupt
+    raised there by the default handler is lost: the study ran on to its end. Remembered, it
+    still stops the study at the next `raise_if_interrupted` (after each logged trial).
+    Outside the main thread signals cannot be handled, and the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _interrupted.clear()
+    previous = signal.signal(signal.SIGINT, _note_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C arrived in this study and was swallowed on its way."""
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def deferred_interrupt():
     """Hold Ctrl-C (SIGINT) until the block ends, then raise it.
@@ -77,11 +113,15 @@ def deferred_interrupt():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    def hold(signum, frame) -> None:
+        caught.append(signum)
+        _interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
     if caught:
         raise KeyboardInterrupt
 

@@ -170,3 +170,29 @@ def test_ctrl_c_keeps_finished_trials_and_marks_the_study_killed(tmp_path):
     trials = [r for r in runs if r.data.tags.get("scal.role") != "study"]
     assert len(trials) >= n_done and all(r.info.status == "FINISHED" for r in trials)
     assert all("min_val_error" in r.data.metrics for r in trials)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")   # the ignored KeyboardInterrupt
+def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_study():
+    """Python ignores an exception raised inside ``__del__``; a Ctrl-C handled there is remembered
+    and raised at the study's next check (after each logged trial) instead of being lost."""
+    import os
+    import signal
+
+    from scal import tracking
+
+    class Finaliser:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10_000):   # the handler runs here; its KeyboardInterrupt is "ignored"
+                pass
+
+    before = signal.getsignal(signal.SIGINT)
+    with tracking.interrupts_remembered():
+        tracking.raise_if_interrupted()          # nothing yet
+        Finaliser()                              # collected at once: the interrupt is swallowed
+        with pytest.raises(KeyboardInterrupt):
+            tracking.raise_if_interrupted()
+    assert signal.getsignal(signal.SIGINT) is before
+    with tracking.interrupts_remembered():      # a new study starts with a clean slate
+        tracking.raise_if_interrupted()
