@@ -68,6 +68,20 @@ def safe_name(study: str) -> str:
 _interrupted = threading.Event()   # a Ctrl-C arrived during the current study
 
 
+@contextlib.contextmanager
+def _sigint_handler(handler):
+    """``handler`` answers SIGINT within the block, the previous one after it. Outside the main
+    thread signals cannot be handled, and the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
 def _note_interrupt(signum, frame) -> None:
     """SIGINT during a study: remember it, then raise KeyboardInterrupt as Python's default handler does."""
     _interrupted.set()
@@ -82,17 +96,10 @@ def interrupts_remembered():
     weakref or garbage-collector callback: "Exception ignored in ..."), and a KeyboardInterrupt
     raised there by the default handler is lost: the study ran on to its end. Remembered, it
     still stops the study at the next `raise_if_interrupted` (after each logged trial).
-    Outside the main thread signals cannot be handled, and the block runs as is.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     _interrupted.clear()
-    previous = signal.signal(signal.SIGINT, _note_interrupt)
-    try:
+    with _sigint_handler(_note_interrupt):
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def raise_if_interrupted() -> None:
@@ -106,22 +113,16 @@ def deferred_interrupt():
     """Hold Ctrl-C (SIGINT) until the block ends, then raise it.
 
     Writing one trial (create run, log batch, terminate) or one model version must not be cut in
-    half: a run left RUNNING with half its metrics is worse than a run not started. Outside the
-    main thread signals cannot be handled, and the block runs as is.
+    half: a run left RUNNING with half its metrics is worse than a run not started.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     caught: list[int] = []
+
     def hold(signum, frame) -> None:
         caught.append(signum)
         _interrupted.set()
 
-    previous = signal.signal(signal.SIGINT, hold)
-    try:
+    with _sigint_handler(hold):
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
     if caught:
         raise KeyboardInterrupt
 
