@@ -40,8 +40,9 @@ STEPS_PER_UTTERANCE = 40
 
 
 class Encoder(nn.Module):
-    """Conv1d(mels -> w, kernel 11, stride ``stride`` (3 here, 6 in ``speech_attn``)) + ReLU, then a ``layers``-deep bidirectional GRU of w
-    units per direction; output (batch, steps, 2w) and the valid steps per utterance.
+    """Conv1d(mels -> w, kernel 11, stride ``stride`` (3 here, 6 in ``speech_attn``)) + ReLU, then
+    a ``layers``-deep bidirectional GRU of w units per direction; output (batch, steps, 2w) and
+    the valid steps per utterance.
 
     Parameters: 11*mels*w + w (convolution), 12w^2 + 12w (first BiGRU layer: 2 directions x
     (3w*w input + 3w*w recurrent weights + 6w biases)), 18w^2 + 12w per further layer (input 2w).
@@ -166,6 +167,8 @@ class SpeechDomain:
     units = ("utterances",)
     size_knobs = ("width", "layers")   # width: GRU units per direction; layers: BiGRU layers
     grow_knob = "width"
+    # Uses of each weight per utterance (`train_flops`): 1.2 s of digits at 30 ms a step.
+    steps_per_utterance = STEPS_PER_UTTERANCE
 
     def metric(self, unit: str) -> MetricInfo:
         self._check_unit(unit)
@@ -186,9 +189,9 @@ class SpeechDomain:
         return deepspeech_params(data.n_mels, int(size["width"]), int(size["layers"]), data.n_tokens)
 
     def train_flops(self, n_params: float, units: float) -> float:
-        """6 * N * units * 40: every weight is used once per recurrent step, about 40 per utterance
-        (1.2 s of digits at 30 ms a step; scale it for longer utterances)."""
-        return 6.0 * n_params * units * STEPS_PER_UTTERANCE
+        """6 * N * units * ``steps_per_utterance``: every weight is used about once per recurrent
+        step (scale it for longer utterances)."""
+        return 6.0 * n_params * units * self.steps_per_utterance
 
     def make_task(self, data: SpeechData, chunk_ids) -> SpeechTask:
         return CTCTask(data, chunk_ids)

@@ -8,8 +8,8 @@ other model family of the paper's speech study: an encoder-decoder with global a
 Model family (`AttentionSpeech`): the ``speech`` encoder (strided convolution + ``layers``
 bidirectional GRU layers of ``width`` per direction) with stride 6 instead of 3 (60 ms per
 step: attention learns its alignment over half as many steps, and each step costs about 40%
-less; Listen, Attend and Spell shortens its encoder 8x for the same reason), and a one-layer GRU decoder of ``width``
-units with Luong's global "general" attention over the encoder states and input feeding. Trained
+less; Listen, Attend and Spell shortens its encoder 8x for the same reason), and a one-layer
+GRU decoder of ``width`` units with Luong's global "general" attention over the encoder states and input feeding. Trained
 with teacher forcing; loss: cross-entropy per output character (end-of-sentence included);
 decoding: greedy, until end-of-sentence or a length cap set by the utterance's duration (`decode_limits`).
 Best guess: 1.0.
@@ -35,7 +35,6 @@ from domains.speech_data import SpeechData, SpeechTask, error_rates, targets, va
 
 EOS = 0          # id 0 doubles as start symbol and end of sentence
 ATTN_STRIDE = 6  # feature frames (10 ms) per encoder step
-STEPS_PER_UTTERANCE_ATTN = 22   # uses of each weight per digit-string utterance (`train_flops`)
 
 
 class AttentionSpeech(nn.Module):
@@ -140,7 +139,7 @@ class AttentionTask(SpeechTask):
 def chars_per_step(data: SpeechData) -> float:
     """The most characters per encoder step among the training utterances (validation unseen)."""
     steps = encoder_steps(np.diff(data.train_offsets), ATTN_STRIDE)
-    chars = np.array([len(data.encode(t)) for t in data.train_texts])
+    chars = np.array([len(t) for t in data.train_texts])   # the vocabulary is these texts' characters
     return float((chars / np.maximum(steps, 1)).max())
 
 
@@ -180,6 +179,9 @@ class SpeechAttentionDomain(SpeechDomain):
     name = "speech_attn"
     size_knobs = ("width", "layers")   # width: units of every GRU (per direction); layers: encoder BiGRU layers
     grow_knob = "width"
+    # On 1.2 s digit strings the encoder runs 20 steps of 60 ms and the decoder about 22
+    # (characters + end of sentence): each weight is used about 22 times per utterance.
+    steps_per_utterance = 22
 
     def metric(self, unit: str) -> MetricInfo:
         self._check_unit(unit)
@@ -192,12 +194,6 @@ class SpeechAttentionDomain(SpeechDomain):
         repeats digits until the length cap); 640 steps reach CER 0.17 (measured on 2 threads)."""
         s = super().scale(budget, unit)
         return replace(s, train=replace(s.train, max_steps=800)) if budget == "quick" else s
-
-    def train_flops(self, n_params: float, units: float) -> float:
-        """6 * N * units * 22: on 1.2 s digit strings the encoder runs 20 steps of 60 ms and the
-        decoder about 22 (characters + end of sentence), so each weight is used about 22 times per
-        utterance (scale it for longer utterances)."""
-        return 6.0 * n_params * units * STEPS_PER_UTTERANCE_ATTN
 
     def build_model(self, size: Mapping[str, int], data: SpeechData) -> nn.Module:
         return AttentionSpeech(data.n_mels, int(size["width"]), int(size["layers"]), data.n_tokens)
