@@ -1,8 +1,8 @@
 """Read a study back from MLflow (never from memory) into pandas.
 
 `read_trials` returns one row per child run of the study's parent run; `best_fit_points` turns
-them into the learning-curve points: for every subset, every grid configuration is scored by
-the median over its seeds of the minimum validation error, and the lowest score wins.
+them into the learning-curve points with the one best-fit rule the study itself used while it ran
+(`search.bestfit`), so the curve, the registry and the fit name the same configurations.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from scal import keys
+from search import bestfit
 
 
 class StudyNotFound(LookupError):
@@ -59,48 +60,75 @@ def latest_study(tracking_uri: str, experiment: str) -> str:
 
 
 def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per (subset, configuration) of the grid: median, spread, count and the values over
-    seeds (``seed_errors``), the median wall time and epochs of its trials, and ``n_trials``, the
-    seeds it was given (any status; a racing search gives raced-out configurations one)."""
-    col_role, col_status = f"tags.{keys.ROLE}", f"tags.{keys.STATUS}"
-    err = f"metrics.{keys.M_MIN_VAL_ERROR}"
+    """One row per (subset, configuration) of the grid, scored by the one best-fit rule
+    (`search.bestfit`): ``val_error`` is the configuration's score (median over its counting
+    seeds), ``val_error_min``/``val_error_max``/``seed_errors``/``n_seeds`` describe those seeds,
+    ``n_trials`` the seeds it was given (any status; a racing search gives raced-out
+    configurations one), ``wall_time_s`` and ``epochs`` the medians over its counting seeds."""
+    col_role = f"tags.{keys.ROLE}"
     if trials.empty or col_role not in trials:
         return pd.DataFrame()
     grid = trials[trials[col_role] == keys.ROLE_GRID]
-    ok = grid[grid[col_status] == "ok"].copy()
-    ok = ok[np.isfinite(ok[err].astype(float))]
-    if ok.empty:
+    if grid.empty:
         return pd.DataFrame()
-    size_cols = sorted(c for c in ok.columns if c.startswith(f"params.{keys.P_SIZE_PREFIX}"))
-    cfg_cols = [f"params.{keys.P_SUBSET_SIZE}", *size_cols, f"params.{keys.P_LR}"]
-    ok[err] = ok[err].astype(float)
-    wall, epochs = f"metrics.{keys.M_WALL_TIME_S}", f"metrics.{keys.M_EPOCHS}"
-    for col in (wall, epochs):
-        ok[col] = ok[col].astype(float) if col in ok else np.nan
-    grouped = ok.groupby(cfg_cols, dropna=False).agg(
-        val_error=(err, "median"), val_error_min=(err, "min"), val_error_max=(err, "max"),
-        n_seeds=(err, "size"), seed_errors=(err, list), n_params=(f"params.{keys.P_N_PARAMS}", "first"),
-        wall_time_s=(wall, "median"), epochs=(epochs, "median"),
-    ).reset_index()
-    # distinct seeds, not rows: a seed re-run after a failure must not count twice
-    given = grid.groupby(cfg_cols, dropna=False)[f"params.{keys.P_SEED}"].nunique().rename("n_trials").reset_index()
-    grouped = grouped.merge(given, on=cfg_cols, how="left")
-    grouped = grouped.rename(columns={f"params.{keys.P_SUBSET_SIZE}": "size", f"params.{keys.P_LR}": "lr",
-                                      **{c: c.removeprefix("params.") for c in size_cols}})
-    grouped["size"] = grouped["size"].astype(int)
-    grouped["n_params"] = grouped["n_params"].astype(int)
-    grouped["lr"] = grouped["lr"].astype(float)
-    return grouped
+    size_cols = sorted(c for c in grid.columns if c.startswith(f"params.{keys.P_SIZE_PREFIX}"))
+    rows = []
+    for size, sub in grid.groupby(f"params.{keys.P_SUBSET_SIZE}"):
+        for summary in bestfit.summarize(_records(sub, size_cols)):
+            counted = summary.counted
+            if not counted:
+                continue
+            first = counted[0].ref
+            vals = [r.value for r in counted]
+            rows.append({
+                "size": int(size), **{c.removeprefix("params."): first[c] for c in size_cols},
+                "lr": float(first[f"params.{keys.P_LR}"]),
+                "val_error": summary.score, "val_error_min": min(vals), "val_error_max": max(vals),
+                "n_seeds": len(counted), "seed_errors": vals, "n_params": summary.n_params,
+                "n_trials": summary.seeds_given,
+                "wall_time_s": _median(f"metrics.{keys.M_WALL_TIME_S}", counted),
+                "epochs": _median(f"metrics.{keys.M_EPOCHS}", counted),
+                "trial_hash": bestfit.representative(summary).ref[f"tags.{keys.TRIAL_HASH}"],
+                "_key": summary.config,
+            })
+    return pd.DataFrame(rows)
+
+
+def _records(sub: pd.DataFrame, size_cols: list[str]) -> list[bestfit.TrialRecord]:
+    """A subset's grid runs as the rule's records; a configuration is its size knobs and lr as logged."""
+    err, n_params = f"metrics.{keys.M_MIN_VAL_ERROR}", f"params.{keys.P_N_PARAMS}"
+    out = []
+    for _, row in sub.iterrows():
+        value = pd.to_numeric(row.get(err), errors="coerce")
+        count = pd.to_numeric(row.get(n_params), errors="coerce")
+        out.append(bestfit.TrialRecord(
+            config=bestfit.config_key(row[f"params.{keys.P_SUBSET_SIZE}"],
+                                      {c.removeprefix(f"params.{keys.P_SIZE_PREFIX}"): row[c] for c in size_cols},
+                                      row[f"params.{keys.P_LR}"]),
+            seed=int(row[f"params.{keys.P_SEED}"]), status=str(row.get(f"tags.{keys.STATUS}")),
+            value=float(value) if pd.notna(value) else float("nan"),
+            n_params=int(count) if pd.notna(count) else 0, ref=row))
+    return out
+
+
+def _median(col: str, counted) -> float:
+    vals = [pd.to_numeric(r.ref.get(col), errors="coerce") for r in counted]
+    vals = [float(v) for v in vals if pd.notna(v)]
+    return float(np.median(vals)) if vals else float("nan")
 
 
 def best_fit_points(trials: pd.DataFrame) -> pd.DataFrame:
-    """The best-fit configuration of every subset (lowest median; ties: fewer parameters), among
-    the configurations given the subset's full number of seeds: one raced out after its first seed
-    (`search.refine.RacingProposer`) does not compete on that seed alone."""
+    """The best-fit configuration of every subset, by the one rule (`search.bestfit.choose`) over
+    the same grid trials the study scored while it ran."""
     scores = config_scores(trials)
     if scores.empty:
         return scores
-    full = scores.groupby("size")["n_trials"].transform("max")
-    scores = scores[scores["n_trials"] == full]
-    scores = scores.sort_values(["size", "val_error", "n_params"])
-    return scores.groupby("size", as_index=False).first().sort_values("size").reset_index(drop=True)
+    grid = trials[trials[f"tags.{keys.ROLE}"] == keys.ROLE_GRID]
+    size_cols = sorted(c for c in grid.columns if c.startswith(f"params.{keys.P_SIZE_PREFIX}"))
+    chosen = []
+    for size, sub in grid.groupby(f"params.{keys.P_SUBSET_SIZE}"):
+        best = bestfit.choose(_records(sub, size_cols))
+        if best is not None:
+            chosen.append(best.config)
+    points = scores[[k in chosen for k in scores["_key"]]]
+    return points.drop(columns="_key").sort_values("size").reset_index(drop=True)

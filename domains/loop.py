@@ -3,8 +3,15 @@
 AdamW with linear warm-up then cosine decay to 10% of the peak learning rate over ``max_steps``;
 validation after every *round* (at least one pass over the subset and at least
 ``min_round_steps`` steps); early stopping when the validation loss has not improved for
-``patience`` rounds; the weights at the minimum validation loss are restored at the end (that
-is the model the paper's "minimum validation error" refers to, and what the registry gets).
+``patience`` rounds.
+
+What a trial contributes (`round_rank`): the paper scores a trial by its *minimum validation
+error during training*, so a trial's value is the minimum over its validation rounds of the
+fitted metric (bits/char, top-1 error, CER, ...), not the metric at the round of lowest loss:
+the two differ wherever the metric is not the loss (top-1 error, CER). The weights of that round
+are restored at the end, so the registered model is the one whose error is reported. Early
+stopping still watches the loss, which is smooth where an error rate moves in steps, so a
+noisy error cannot end training early.
 
 A NaN or infinite loss stops the run with status ``diverged`` instead of raising. On CUDA the
 forward pass runs under bf16 autocast. The loop never imports mlflow: it reports through
@@ -46,13 +53,24 @@ class Task(Protocol):
 
         A third element, a dict of further validation metrics (top-5 error, BLEU, WER), is
         optional: the loop logs each as ``val_<name>`` every round and keeps its value at the
-        round of minimum validation loss (`LoopResult.extra`). Only the error is fitted.
+        trial's best round (`round_rank`; `LoopResult.extra`). Only the error is fitted.
         """
         ...
 
 
+def round_rank(val_error: float, val_loss: float) -> tuple[float, float]:
+    """Order of validation rounds: the best round has the lowest fitted metric, ties broken by
+    the lower loss. The one rule for which value a trial contributes, used by the loop and by a
+    scheduler-stopped trial's summary (`search.ray_executor`)."""
+    return (val_error, val_loss)
+
+
 @dataclass(frozen=True)
 class LoopResult:
+    """``min_val_error``: minimum over rounds of the fitted metric (the trial's value);
+    ``best_step``/``best_epoch``: where it occurred; ``min_val_loss``: minimum over rounds of
+    the validation loss (the overfitting criterion's), wherever it occurred."""
+
     min_val_error: float
     min_val_loss: float
     best_epoch: float
@@ -104,7 +122,8 @@ def run(
     device: str = "cpu",
     on_step: Callable[[int], None] | None = None,
 ) -> LoopResult:
-    """Train ``model`` on ``task``; return the minimum validation error and where it occurred."""
+    """Train ``model`` on ``task``; return the minimum validation error and where it occurred
+    (the model ends with that round's weights)."""
     t0 = time.perf_counter()
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=settings.weight_decay)
@@ -112,7 +131,8 @@ def run(
     round_steps = max(settings.min_round_steps, math.ceil(epoch_steps))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
 
-    best = dict(loss=math.inf, error=math.inf, step=0)
+    best = dict(loss=math.inf, error=math.inf, step=0)   # the best round by `round_rank`
+    min_val_loss = math.inf
     best_state: dict[str, torch.Tensor] | None = None
     bad_rounds, step, train_loss = 0, 0, math.nan
     best_extra: dict[str, float] = {}
@@ -156,11 +176,12 @@ def run(
              "epoch": step / epoch_steps, "lr": lr_at(max(step - 1, 0), peak_lr, settings), **extra},
             step,
         )
-        if val_loss < best["loss"]:
+        if round_rank(val_error, val_loss) < round_rank(best["error"], best["loss"]):
             best = dict(loss=val_loss, error=val_error, step=step)
             best_extra = extra
             best_state = copy.deepcopy(model.state_dict())
-            bad_rounds = 0
+        if val_loss < min_val_loss:
+            min_val_loss, bad_rounds = val_loss, 0
         else:
             bad_rounds += 1
         if bad_rounds >= settings.patience or step >= settings.max_steps:
@@ -171,7 +192,7 @@ def run(
         model.load_state_dict(best_state)
     return LoopResult(
         min_val_error=float(best["error"]),
-        min_val_loss=float(best["loss"]),
+        min_val_loss=float(min_val_loss),
         best_epoch=best["step"] / epoch_steps,
         best_step=int(best["step"]),
         final_train_loss=float(train_loss),

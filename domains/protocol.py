@@ -108,8 +108,11 @@ class TrialSpec:
 class TrialResult:
     """What one training run produced.
 
-    ``extra``: further validation metrics at the round of minimum validation loss, keyed as
-    logged per round (``val_top5_error``, ``val_bleu``); logged, never fitted.
+    ``min_val_error``: the trial's value, the minimum over its validation rounds of the fitted
+    metric (`domains.loop.round_rank`); ``best_epoch``/``best_step``: that round. ``min_val_loss``:
+    the minimum over rounds of the validation loss, wherever it fell (the overfitting criterion's).
+    ``extra``: further validation metrics at the min_val_error round, keyed as logged per round
+    (``val_top5_error``, ``val_bleu``); logged, never fitted.
 
     ``status``: ok; stopped (ended early by a scheduler such as ASHA: its minimum validation
     error is real but an upper bound of what the full run would reach); diverged; failed (then

@@ -1,5 +1,5 @@
 """``python -m scal`` is the ``scal`` command (MLproject entry points use this form)."""
 
-from scal.cli import app
+from scal.cli import main
 
-app(prog_name="scal")
+main()

@@ -189,6 +189,7 @@ def _summary(fits: StudyFits, planning: dict[str, Any]) -> dict[str, Any]:
             {"size": int(r["size"]), "val_error": float(r["val_error"]), "n_params": int(r["n_params"]),
              "n_seeds": int(r["n_seeds"]), "seed_errors": [float(v) for v in r["seed_errors"]],
              "region": r["region"], "in_fit": bool(r["in_fit"]), "lr": float(r["lr"]),
+             "trial_hash": r["trial_hash"],   # the seed that represents it (the registered model's)
              "wall_time_s": json_float(r["wall_time_s"]), "epochs": json_float(r["epochs"]),
              "size_knobs": {k.removeprefix(keys.P_SIZE_PREFIX): int(float(r[k])) for k in pts.columns
                             if k.startswith(keys.P_SIZE_PREFIX)}}

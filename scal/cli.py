@@ -22,9 +22,11 @@ import logging
 import math
 import os
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import typer
+
+from scal import checks
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure and predict deep-learning scaling (Hestness et al. 2017), tracked in MLflow.")
@@ -43,7 +45,7 @@ def _executor(kind: str, ray_address: str | None, cpus: float, gpus: float | Non
 
         gpus = 1.0 if torch.cuda.is_available() else 0.0
     return ExecutorSettings(kind=kind, ray_address=_none(ray_address) or os.environ.get("RAY_ADDRESS") or None,
-                            cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=_none(max_concurrent),
+                            cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=max_concurrent,
                             scheduler=scheduler)
 
 
@@ -54,12 +56,43 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # scal logs pickled models on purpose (they reload as the domain's nn.Module class).
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    # MLflow logs every failed SQL statement with its traceback before raising it; a store that
+    # fails under a study is reported once, as one line (scal.faults), so those stay quiet
+    # unless --verbose asks for them.
+    if not verbose:
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
-def _none(value):
-    """MLproject passes absent options as "" or 0; treat those as not given."""
-    return None if value in ("", 0, 0.0) else value
+def _none(value: str | None) -> str | None:
+    """MLproject passes an absent text option as ""; treat it as not given."""
+    return None if value == "" else value
+
+
+def _count(text: str) -> int | None:
+    """An integer option MLproject may pass empty: "" (left out there) is None, the budget's
+    default; a typed 0 stays 0, and the checks reject it (0 is not a way to say "default")."""
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an integer") from None
+
+
+MAX_BOOT = 100_000   # bootstrap resamples: beyond this the interval ends move less than the fit's own noise
+
+
+def _check_fit_options(n_boot: int, holdout: int | None, target_error: float | None = None,
+                       sizes: Sequence[float] = (), size_option: str = "--size") -> None:
+    """The fitting options every analysis command shares, checked before anything is read or written."""
+    checks.count("--n-boot", n_boot, 1, MAX_BOOT)
+    if holdout is not None:
+        checks.count("--holdout", holdout, 0, why="the number of largest points held out; 0 holds out none")
+    for m in sizes:
+        checks.positive(size_option, m)
+    if target_error is not None:
+        checks.positive("--target-error", target_error)
 
 
 def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
@@ -70,8 +103,8 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
         values = tuple(kind(v) for v in text.split(",") if v.strip())
     except ValueError:
         _fail(f"{option} takes comma-separated {kind.__name__}s, got {text!r}")
-    if not values or (kind is float and any(v <= 0 for v in values)):
-        _fail(f"{option} needs at least one value, all positive for multipliers, got {text!r}")
+    if not values or (kind is float and not all(math.isfinite(v) and v > 0 for v in values)):
+        _fail(f"{option} needs at least one value, all positive and finite for multipliers, got {text!r}")
     return values
 
 
@@ -89,6 +122,15 @@ def _guarded(as_json: bool):
             yield target
     except (ValueError, LookupError, FileNotFoundError) as exc:  # DataError, FitError, StudyNotFound among them
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except Exception as exc:
+        from scal.faults import EXIT_FAULT, Fault, StudyBusy
+
+        if isinstance(exc, StudyBusy):     # refused before anything was written, like bad input
+            _fail(str(exc))
+        if isinstance(exc, Fault):         # the store or the disk failed under the study: one line
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_FAULT)
+        raise
     except KeyboardInterrupt:
         typer.echo("interrupted: finished trials stay in MLflow; the study's parent run is marked KILLED", err=True)
         raise typer.Exit(130)
@@ -125,9 +167,10 @@ def study(
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db"),
     seed: int = typer.Option(0, help="seed of the subset permutation and of the trials"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    k_configs: Optional[int] = typer.Option(None, help="configurations per subset (Monte Carlo grid); default from budget"),
-    n_seeds: Optional[int] = typer.Option(None, help="seeds per configuration; default from budget"),
-    race_keep: Optional[int] = typer.Option(None, help="race the K configurations on their first seed; only the best N "
+    k_configs: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER",
+                                            help="configurations per subset (Monte Carlo grid); default from budget"),
+    n_seeds: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER", help="seeds per configuration; default from budget"),
+    race_keep: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER", help="race the K configurations on their first seed; only the best N "
                                             "get the other seeds (0: no racing, the default)"),
     n_subsets: Optional[int] = typer.Option(None, help="number of doubling subsets; default from budget"),
     min_subset: Optional[int] = typer.Option(None, help="smallest subset in the domain's unit; default from budget"),
@@ -152,17 +195,18 @@ def study(
 ) -> None:
     """Run a whole scaling study: subsets, model-size search, MLflow, registry, fits."""
     _setup_logging(verbose)
-    from scal.study import StudyConfig, run_study
-
-    cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
-                      tracking_uri=tracking_uri, seed=seed, device=device, k_configs=_none(k_configs),
-                      n_seeds=_none(n_seeds), race_keep=race_keep, n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
-                      overfit_ratio=overfit_ratio, width_mults=_numbers(width_mults, float, "--width-mults"),
-                      lr_mults=_numbers(lr_mults, float, "--lr-mults"),
-                      layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register,
-                      searcher=searcher, skopt_estimator=skopt_estimator, resume=resume,
-                      executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, max_concurrent, scheduler))
     with _guarded(as_json) as out:
+        uri = checks.check_store(tracking_uri, create=True)   # first: before seconds of imports
+        from scal.study import StudyConfig, run_study
+
+        cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
+                          tracking_uri=uri, seed=seed, device=device, k_configs=k_configs,
+                          n_seeds=n_seeds, race_keep=race_keep, n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
+                          overfit_ratio=overfit_ratio, width_mults=_numbers(width_mults, float, "--width-mults"),
+                          lr_mults=_numbers(lr_mults, float, "--lr-mults"),
+                          layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register,
+                          searcher=searcher, skopt_estimator=skopt_estimator, resume=resume,
+                          executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, max_concurrent, scheduler))
         summary = run_study(cfg)
         print(_human_summary(summary), file=out)
     _emit({k: v for k, v in summary.items() if k != "table"}, as_json)
@@ -189,21 +233,23 @@ HOLDOUT_HELP = "hold out the K largest points to score extrapolation (auto: defa
 
 
 def _study_run(run_id: str | None, experiment: str | None, tracking_uri: str | None) -> tuple[str, str]:
-    """(tracking URI, parent run id) of the study named by --run-id or --experiment."""
+    """(tracking URI, parent run id) of the study named by --run-id or --experiment, in a store
+    that exists (reading never creates one)."""
+    if not run_id and not experiment:
+        raise ValueError("give --run-id or --experiment (or a CSV file)")
+    uri = checks.check_store(tracking_uri, create=False)
     from analysis.reader import latest_study
     from scal.tracking import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri)
-    if not run_id and not experiment:
-        raise ValueError("give --run-id or --experiment (or a CSV file)")
+    uri = resolve_tracking_uri(uri)
     return uri, run_id or latest_study(uri, experiment)
 
 
 def _analyze(run_id, experiment, tracking_uri, n_boot, out_dir, form, holdout, target_error) -> dict[str, Any]:
+    uri, run_id = _study_run(run_id, experiment, tracking_uri)
     from scal.analyze import analyze_study
     from scal.tracking import StudyTracker
 
-    uri, run_id = _study_run(run_id, experiment, tracking_uri)
     tracker = StudyTracker.for_run(run_id, uri)
     summary = analyze_study(tracker, run_id, n_boot=n_boot, out_dir=out_dir, form=form, holdout=holdout,
                             target_error=target_error)
@@ -227,6 +273,7 @@ def analyze(
     """Fit an existing study's learning and model-size curves, reading its runs from MLflow."""
     _setup_logging(verbose)
     with _guarded(as_json) as out:
+        _check_fit_options(n_boot, holdout, target_error)
         summary = _analyze(run_id, experiment, tracking_uri, n_boot, out_dir, form, holdout, target_error)
         print(_human_summary(summary), file=out)
     _emit({k: v for k, v in summary.items() if k != "table"}, as_json)
@@ -248,6 +295,7 @@ def report(
     """Write a study's report (report.md with the plots) to a folder and log it to the study's run."""
     _setup_logging(verbose)
     with _guarded(as_json) as target:
+        _check_fit_options(n_boot, holdout, target_error)
         uri, rid = _study_run(run_id, experiment, tracking_uri)
         summary = _analyze(rid, None, uri, n_boot, out or f"scal-report-{rid[:12]}", form, holdout, target_error)
         print(f"report: {summary['artifacts_dir']}/report.md (also in the run's artifacts under analysis/)", file=target)
@@ -276,9 +324,12 @@ def fit(
     """Fit learning curves from a CSV (any tracker's export) or from a study, with intervals."""
     _setup_logging(verbose)
     with _guarded(as_json) as out:
+        predict_at = list(predict or [])
+        _check_fit_options(n_boot, holdout, target_error, predict_at, "--predict")
+        if best_guess is not None:
+            checks.positive("--best-guess", best_guess)
         from analysis.table import curve_record, fit_table
 
-        predict_at = list(predict or [])
         if csv is not None:
             if not x or not y:
                 raise ValueError("a CSV needs --x COL and --y COL")
@@ -286,9 +337,9 @@ def fit(
                                target_error=target_error, best_guess=best_guess, n_boot=n_boot)
             source = {"csv": csv}
         else:
+            uri, rid = _study_run(run_id, experiment, tracking_uri)
             from scal.analyze import fit_study
 
-            uri, rid = _study_run(run_id, experiment, tracking_uri)
             fits = fit_study(uri, rid, form=form, holdout=holdout, n_boot=n_boot)
             regions = {**fits.regions.to_dict(), "x": fits.points["size"].astype(float).tolist()}
             curves = [curve_record(fits.selection, predict_at, target_error, group=rid, regions=regions)]
@@ -340,6 +391,7 @@ def predict_cmd(
         sizes = list(size or [])
         if not sizes and target_error is None:
             raise ValueError("give --size M (repeatable) and/or --target-error E")
+        _check_fit_options(n_boot, holdout, target_error, sizes, "--size")
         if csv is not None:
             from analysis.table import curve_record, read_curves
             from analysis.select import fit_curve
@@ -358,9 +410,9 @@ def predict_cmd(
                                              "high": d["high"], "reachable": d["reachable"], "note": d["note"]},
                                     "note": "model size and compute need a study (--run-id)"}
         else:
+            uri, rid = _study_run(run_id, experiment, tracking_uri)
             from scal.analyze import fit_study, plan
 
-            uri, rid = _study_run(run_id, experiment, tracking_uri)
             fits = fit_study(uri, rid, form=form, holdout=holdout, n_boot=n_boot)
             result = {"tracking_uri": uri, "parent_run_id": rid, "form": fits.selection.form,
                       "beta_g": fits.curve.params.get("beta_g"),
@@ -397,7 +449,8 @@ def search_size(
     domain: str = typer.Option("lm"),
     unit: Optional[str] = typer.Option(None),
     budget: str = typer.Option("quick", help=BUDGET_HELP),
-    subset_size: Optional[int] = typer.Option(None, help="one subset size; default: every subset of the plan"),
+    subset_size: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER",
+                                              help="one subset size; default: every subset of the plan"),
     data: Optional[str] = typer.Option(None),
     experiment: Optional[str] = typer.Option(None, help="default scal-<domain>-<unit>-search-size"),
     tracking_uri: Optional[str] = typer.Option(None),
@@ -413,14 +466,17 @@ def search_size(
 ) -> None:
     """Find the smallest model that overfits each subset (geometric growth, then bisection)."""
     _setup_logging(verbose)
-    from scal.sizes import search_sizes
-    from scal.study import StudyConfig
-
-    cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
-                      tracking_uri=tracking_uri, seed=seed, device=device, overfit_ratio=overfit_ratio,
-                      executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, None))
     with _guarded(as_json) as out:
-        result = search_sizes(cfg, _none(subset_size))
+        uri = checks.check_store(tracking_uri, create=True)
+        if subset_size is not None:
+            checks.count("--subset-size", subset_size, 1)
+        from scal.sizes import search_sizes
+        from scal.study import StudyConfig
+
+        cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
+                          tracking_uri=uri, seed=seed, device=device, overfit_ratio=overfit_ratio,
+                          executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, None))
+        result = search_sizes(cfg, subset_size)
         rows = [f"{'m':>10} {'width':>6} {'n_params':>10} {'overfits':>8}  probes"]
         for r in result["subsets"]:
             rows.append(f"{r['size']:>10,} {r['width']:>6} {r['n_params']:>10,} {str(r['reached']):>8}  "
@@ -449,12 +505,13 @@ def train(
 ) -> None:
     """Train one trial and log it to MLflow."""
     _setup_logging(verbose)
-    from scal.sizes import train_one
-    from scal.study import StudyConfig
-
-    cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, experiment=experiment,
-                      tracking_uri=tracking_uri, seed=seed, device=device, max_steps=max_steps)
     with _guarded(as_json) as out:
+        uri = checks.check_store(tracking_uri, create=True)
+        from scal.sizes import train_one
+        from scal.study import StudyConfig
+
+        cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, experiment=experiment,
+                          tracking_uri=uri, seed=seed, device=device, max_steps=max_steps)
         result = train_one(cfg, subset_size, {"width": width, "layers": layers}, lr)
         print(" ".join(f"{k}={v}" for k, v in result.items()), file=out)
     _emit(result, as_json)
@@ -484,9 +541,9 @@ def ui(
     port: int = typer.Option(5000),
 ) -> None:
     """Start the MLflow UI on the store, bound to 127.0.0.1."""
-    from scal.tracking import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
+    with _guarded(False):
+        uri = checks.check_store(tracking_uri, create=False)   # a viewer never creates a store
+        checks.count("--port", port, 1, 65535)
     typer.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port}  (Ctrl-C stops it)", err=True)
     # One worker and no job runner: a local viewer needs neither, and it starts in seconds.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
@@ -494,9 +551,28 @@ def ui(
                                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"])
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
+def main(args: list[str] | None = None) -> None:
+    """The ``scal`` command (the console script and ``python -m scal``).
+
+    Click's own usage errors (an unknown option, a missing or malformed value) become one
+    ``error: ...`` line and exit code 2, like every other bad input; ``--help`` still exits 0.
+    """
+    try:
+        code = app(args=args, prog_name="scal", standalone_mode=False)
+    except typer.TyperException as exc:        # click's ClickException and UsageError derive from it
+        if type(exc).__name__ == "NoArgsIsHelpError":   # bare `scal` or `scal COMMAND`: the help, as click shows it
+            exc.show()
+            sys.exit(2)
+        lines = [ln.strip() for ln in exc.format_message().splitlines() if ln.strip()]
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        typer.echo(f"error: {' '.join(lines) or type(exc).__name__}{hint}", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
-    app()
+    main()

@@ -14,6 +14,7 @@ DRIVER = "scal.driver"             # parent: host:pid of the process running it 
 EXECUTOR = "scal.executor"         # parent: local | ray, and the cluster it ran on
 NODE = "scal.node"                 # trial: host or Ray node id that trained it
 THREADS = "scal.threads"           # trial: torch threads it used (a retrain for the registry uses the same)
+REUSED_FROM = "scal.reused_from"   # trial: a reference run; the trial was trained once, in this run (id)
 PARENT = "mlflow.parentRunId"      # MLflow's own nesting tag
 RUN_NAME = "mlflow.runName"
 EXPERIMENT_KIND = "mlflow.experimentKind"   # the UI opens model-training views, not GenAI ones
@@ -24,7 +25,8 @@ ROLE_GRID = "grid"
 ROLE_PROBE = "overfit_probe"
 
 # --- trial statuses (tag scal.status) ---------------------------------------------------------
-DONE_STATUSES = ("ok", "stopped", "diverged")   # finished trials a resumed study reuses; failed ones run again
+DONE_STATUSES = ("ok", "stopped", "diverged")   # finished trials a study reuses; failed ones run again
+SHARED_STATUSES = ("ok", "diverged")   # reused by another role too; a stopped trial is partial, grid-only
 
 # --- trial params -----------------------------------------------------------------------------
 P_DOMAIN = "domain"
@@ -41,15 +43,15 @@ P_TRAIN_PREFIX = "train."          # TrainSettings fields
 M_TRAIN_LOSS = "train_loss"        # per round, step = optimizer step
 M_VAL_LOSS = "val_loss"
 M_VAL_ERROR = "val_error"
-M_MIN_VAL_ERROR = "min_val_error"  # the trial's score (best, not last)
-M_MIN_VAL_LOSS = "min_val_loss"
-M_BEST_EPOCH = "best_epoch"
+M_MIN_VAL_ERROR = "min_val_error"  # the trial's value: minimum over its rounds of val_error (domains.loop.round_rank)
+M_MIN_VAL_LOSS = "min_val_loss"    # minimum over its rounds of val_loss (the overfitting criterion's), wherever it fell
+M_BEST_EPOCH = "best_epoch"        # epoch of the min_val_error round (best_step: its optimizer step)
 M_FINAL_TRAIN_LOSS = "final_train_loss"
 M_WALL_TIME_S = "wall_time_s"
 M_STEPS = "steps"
 M_BEST_STEP = "best_step"
 M_EPOCHS = "epochs"
-BEST_EXTRA_PREFIX = "best_"       # + a domain's further metric at the best round: best_val_top5_error
+BEST_EXTRA_PREFIX = "best_"       # + a domain's further metric at the min_val_error round: best_val_top5_error
 M_ROUNDS = "rounds"                # validation rounds logged (the length of val_error's history)
 
 # --- study (parent run) metrics: step = subset size m, so MLflow's chart is the curve ---------
@@ -64,7 +66,7 @@ M_SIGMA = "sigma"
 # --- registry tags ----------------------------------------------------------------------------
 R_SUBSET_SIZE = "subset_size"
 R_N_PARAMS = "n_params"
-R_VAL_ERROR = "val_error"
+R_MIN_VAL_ERROR = "min_val_error"  # the registered trial's min_val_error (its weights are that round's)
 R_METRIC = "metric"
 R_TRIAL_HASH = "trial_hash"
 R_STUDY_RUN = "study_run_id"
@@ -72,5 +74,5 @@ ALIAS_LARGEST = "largest"          # alias of the largest subset's best fit
 
 
 def best_extra(name: str) -> str:
-    """Summary key of a further validation metric (``val_bleu``) at the round of minimum validation loss."""
+    """Summary key of a further validation metric (``val_bleu``) at the trial's min_val_error round."""
     return BEST_EXTRA_PREFIX + name

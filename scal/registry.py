@@ -1,8 +1,9 @@
 """Best-fit models in the MLflow model registry: one version per subset, an alias for the largest.
 
 Each version is logged from the child run of the trial that produced it (the best seed of the
-subset's best-fit configuration), with the weights at its minimum validation error, and is
-tagged with the subset size, parameter count and validation error. Reload with
+subset's best-fit configuration, `search.bestfit.representative`), with the weights of the round
+of its minimum validation error, and is tagged with the subset size, parameter count and that
+minimum validation error (``min_val_error``). Reload with
 ``mlflow.pytorch.load_model("models:/<name>/<version>")`` or ``"models:/<name>@largest"``; the
 model classes live in the ``domains`` package, so scal must be importable where it is loaded.
 """
@@ -42,7 +43,7 @@ def register(client: MlflowClient, name: str, run_id: str, model: torch.nn.Modul
     # The tags go in with the version itself, so a resumed study always recognises its versions.
     tags = {
         keys.R_SUBSET_SIZE: result.spec.subset_size, keys.R_N_PARAMS: result.n_params,
-        keys.R_VAL_ERROR: repr(result.min_val_error), keys.R_METRIC: metric,
+        keys.R_MIN_VAL_ERROR: repr(result.min_val_error), keys.R_METRIC: metric,
         keys.R_TRIAL_HASH: result.spec.trial_hash(), keys.R_STUDY_RUN: study_run_id,
     }
     with deferred_interrupt():

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Mapping
 
-from scal import keys
+from scal import checks, keys
 from scal.progress import Progress
 from scal.study import StudyConfig, TrackedTrials, prepare
 from scal.tracking import StudyTracker
@@ -20,10 +20,12 @@ from search.overfit import find_smallest_overfitting
 def search_sizes(cfg: StudyConfig, subset_size: int | None = None) -> dict[str, Any]:
     """Smallest overfitting width for one subset size, or for every subset of the budget's plan."""
     p = prepare(cfg)
-    sizes = [subset_size] if subset_size else list(p.plan.sizes)
+    sizes = list(p.plan.sizes) if subset_size is None else [checks.count("--subset-size", subset_size, 1)]
     for m in sizes:
         p.plan.indices(m)  # raises DataError before anything is logged if m exceeds the data
-    tracker = StudyTracker(cfg.experiment or f"{p.study}-search-size", cfg.tracking_uri)
+    name = cfg.experiment or f"{p.study}-search-size"
+    checks.check_study_name(name, cfg.tracking_uri)
+    tracker = StudyTracker(name, cfg.tracking_uri)
     parent = tracker.start({"study.domain": p.domain.name, "study.unit": p.unit, "study.budget": p.budget.name,
                             "study.overfit_criterion": f"final_train_loss < {p.budget.overfit.ratio} * min_val_loss",
                             "study.subset_sizes": ",".join(map(str, sizes))}, run_name="search-size")
@@ -44,6 +46,7 @@ def search_sizes(cfg: StudyConfig, subset_size: int | None = None) -> dict[str, 
                 out.append(row)
                 tracker.log_dict(found.to_dict(), f"overfit/subset_{m}.json")
                 start = found.width  # the overfitting width does not shrink as the subset grows
+                trials.models.clear()  # probes' models are kept for a study's registry, not needed here
     finally:
         executor.close()
     return {"experiment_id": tracker.experiment_id, "parent_run_id": parent, "domain": p.domain.name,
@@ -51,16 +54,21 @@ def search_sizes(cfg: StudyConfig, subset_size: int | None = None) -> dict[str, 
 
 
 def train_one(cfg: StudyConfig, subset_size: int | None, knobs: Mapping[str, int | None], lr: float | None) -> dict[str, Any]:
-    """Train one configuration on one subset and log it as a run."""
+    """Train one configuration on one subset and log it as a run; every input is checked before
+    the experiment is created (`StudyTracker`), so a bad one leaves the store as it was."""
     p = prepare(cfg)
-    m = subset_size or p.plan.sizes[0]
+    m = p.plan.sizes[0] if subset_size is None else checks.count("--subset-size", subset_size, 1)
     p.plan.indices(m)
-    size = dict(p.settings.scale.size) | {k: int(v) for k, v in knobs.items() if v is not None}
+    given = {k: checks.count(f"--{k}", int(v), 1) for k, v in knobs.items() if v is not None}
+    size = dict(p.settings.scale.size) | given
     unknown = set(size) - set(p.domain.size_knobs)
     if unknown:
         raise ValueError(f"domain {p.domain.name} has no size knob {sorted(unknown)}")
-    spec = p.settings.make_spec(m, Config(size, lr or p.settings.scale.lr), cfg.seed)
-    tracker = StudyTracker(cfg.experiment or f"{p.study}-trials", cfg.tracking_uri)
+    lr = p.settings.scale.lr if lr is None else checks.positive("--lr", lr)
+    spec = p.settings.make_spec(m, Config(size, lr), cfg.seed)
+    name = cfg.experiment or f"{p.study}-trials"
+    checks.check_study_name(name, cfg.tracking_uri)
+    tracker = StudyTracker(name, cfg.tracking_uri)
     # One trial gains nothing from a cluster: local unless --executor ray is asked for.
     settings = cfg.executor if cfg.executor.kind == "ray" else replace(cfg.executor, kind="local")
     executor = p.executor(settings)

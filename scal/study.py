@@ -20,17 +20,18 @@ import domains
 from domains.loop import resolve_device
 from domains.protocol import Domain, DomainData, TrialResult, TrialSpec
 from search.budget import Budget, OverfitCriterion, get_budget
+from search.grid import max_grid_configs
 from search.engine import SEARCHERS, SearchSettings, SubsetOutcome, run_search
 from search.executor import (
     FINISHED, ExecutorSettings, FixedProposer, Proposer, TrialContext, TrialOutcome, make_executor, run_trial,
 )
 from search.refine import ESTIMATORS
 from search.subsets import SubsetPlan
-from scal import keys, registry
+from scal import checks, faults, keys, registry
 from scal.analyze import analyze_study
 from scal.progress import Progress
 from scal.tracking import (
-    StudyTracker, done_key, interrupts_remembered, raise_if_interrupted, resolve_tracking_uri, result_from_run,
+    StudyTracker, interrupts_remembered, raise_if_interrupted, resolve_tracking_uri, result_from_run,
 )
 
 log = logging.getLogger(__name__)
@@ -98,17 +99,16 @@ def prepare(cfg: StudyConfig) -> Prepared:
         overfit=OverfitCriterion(cfg.overfit_ratio) if cfg.overfit_ratio is not None else None,
     )
     scale = domain.scale(budget.name, unit)
-    if budget.k_configs < 1 or budget.n_seeds < 1:
-        raise ValueError("--k-configs and --n-seeds must be at least 1")
-    if budget.race_keep < 0:
-        raise ValueError(f"--race-keep must be 0 (no racing) or more, got {budget.race_keep}")
+    study = cfg.experiment or f"scal-{domain.name}-{unit}"
+    checks.check_study_name(study, cfg.tracking_uri)
+    _check_counts(cfg, budget, "layers" in scale.size)
     if budget.race_keep and cfg.searcher != "grid":
         raise ValueError("--race-keep races the Monte Carlo grid's configurations; use it with --searcher grid")
     if not budget.overfit.ratio > 0:
         raise ValueError(f"--overfit-ratio must be positive, got {budget.overfit.ratio}")
     train = scale.train if cfg.max_steps is None else replace(scale.train, max_steps=cfg.max_steps)
-    scale = replace(scale, train=train, n_subsets=cfg.n_subsets or scale.n_subsets,
-                    min_subset=cfg.min_subset or scale.min_subset)
+    scale = replace(scale, train=train, n_subsets=scale.n_subsets if cfg.n_subsets is None else cfg.n_subsets,
+                    min_subset=scale.min_subset if cfg.min_subset is None else cfg.min_subset)
     resolve_device(cfg.device)
     if cfg.searcher not in SEARCHERS:
         raise ValueError(f"unknown searcher {cfg.searcher!r}; choose one of {', '.join(SEARCHERS)}")
@@ -116,32 +116,87 @@ def prepare(cfg: StudyConfig) -> Prepared:
         raise ValueError(f"unknown --skopt-estimator {cfg.skopt_estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     cfg.executor.validate(resolve_tracking_uri(cfg.tracking_uri))
     data = domain.load(unit, cfg.data, scale.max_val_units)
-    plan = SubsetPlan(data.chunk_sizes(), scale.min_subset, scale.n_subsets, seed=cfg.seed)
-    study = cfg.experiment or f"scal-{domain.name}-{unit}"
+    chunk_sizes = data.chunk_sizes()
+    _check_subsets_fit(int(chunk_sizes.sum()), scale.min_subset, scale.n_subsets)
+    plan = SubsetPlan(chunk_sizes, scale.min_subset, scale.n_subsets, seed=cfg.seed)
     settings = SearchSettings(domain, unit, budget, scale, seed=cfg.seed, searcher=cfg.searcher,
                               skopt_estimator=cfg.skopt_estimator)
     return Prepared(cfg, domain, unit, budget, settings, data, plan, study)
 
 
+MAX_SEED = 2**32 - 1   # a 32-bit seed: numpy and torch take it, and trial seeds (seed * 1000 + i) stay in range
+MAX_SEEDS = 100        # seeds per configuration: each is a whole training run, and the median of 100 hardly moves
+
+
+def _check_counts(cfg: StudyConfig, budget: Budget, has_depth: bool) -> None:
+    """Counts are checked as given, before anything runs: 0 is not "the default" (None is), and
+    none may ask for more than the study can use (a silent cap would misreport the study)."""
+    checks.count("--seed", cfg.seed, 0, MAX_SEED)
+    grid = max_grid_configs(budget, has_depth)
+    checks.count("--k-configs", budget.k_configs, 1, grid,
+                 why="the configurations the grid of --width-mults x --lr-mults x --layer-offsets holds")
+    checks.count("--n-seeds", budget.n_seeds, 1, MAX_SEEDS)
+    checks.count("--race-keep", budget.race_keep, 0, budget.k_configs - 1,
+                 why=f"0 races nothing; racing keeps fewer than the {budget.k_configs} configurations")
+    for option, value in (("--n-subsets", cfg.n_subsets), ("--min-subset", cfg.min_subset),
+                          ("--max-steps", cfg.max_steps), ("--max-concurrent", cfg.executor.max_concurrent)):
+        if value is not None:
+            checks.count(option, value, 1)
+
+
+def _check_subsets_fit(total_units: int, min_subset: int, n_subsets: int) -> None:
+    """The largest doubling subset (min_subset * 2^(n_subsets-1)) must fit in the data; checked
+    before `SubsetPlan` lists the sizes, which for an absurd --n-subsets would never end."""
+    most = (total_units // min_subset).bit_length()   # the k with min_subset * 2^(k-1) <= total_units
+    if most == 0:
+        raise ValueError(f"--min-subset {min_subset:,} exceeds the training data ({total_units:,} units)")
+    if n_subsets > most:
+        raise ValueError(f"the largest of {n_subsets} doubling subsets from {min_subset:,} units exceeds the training data "
+                         f"({total_units:,} units): at most {most} fit; lower --n-subsets or --min-subset")
+
+
+@dataclass
+class _Finished:
+    """A trial already trained in this study: where, for which roles its MLflow tree shows it, and
+    its result (in memory for this session's trials; read from ``run`` for a resumed study's)."""
+
+    run_id: str                              # the run that trained it
+    status: str
+    roles: set[str]
+    threads: int = 0
+    result: TrialResult | None = None
+    run: Any = None
+
+    def shared_with(self, role: str) -> bool:
+        """Reusable for ``role``: always by the role that trained it; by another only when it ran
+        to its end (a scheduler-stopped grid trial is not a finished probe)."""
+        return role in self.roles or self.status in keys.SHARED_STATUSES
+
+
 class TrackedTrials:
     """The search's `Trials`: trains through an executor, logs every trial as it finishes.
 
-    Logging happens here, in the driver, whichever executor trained the trial. Trials already
-    finished in MLflow (``done``: a resumed study's, by trial hash) are not trained again: the
-    proposer hears their stored result at once.
+    Logging happens here, in the driver, whichever executor trained the trial. No trial spec is
+    trained twice in a study: one whose hash already finished, in this session or in the study
+    being resumed, and in any role, is answered from that result. When another role asks for it
+    (the grid's centre at its first seed is the overfitting probe that found it), a *reference
+    run* is logged in that role (tag `keys.REUSED_FROM` = the training run), so the MLflow tree
+    and the analysis see the grid's trial, and nothing is trained again.
     """
 
     def __init__(self, p: Prepared, tracker: StudyTracker, progress: Progress, executor,
-                 done: dict[str, Any] | None = None):
+                 done: list[Any] | None = None):
         self.p, self.tracker, self.progress, self.executor = p, tracker, progress, executor
-        self.done = dict(done or {})            # done_key(role, trial hash) -> finished MLflow run (resume)
-        self.models: dict[str, torch.nn.Module] = {}   # trial hash -> grid model (current subset only)
-        self.run_ids: dict[str, str] = {}       # trial hash -> its grid run (or probe run, if only that)
-        self.threads: dict[str, int] = {}
-        for key, r in sorted(self.done.items()):    # "grid:" sorts before "overfit_probe:": grid runs win
-            h = key.split(":", 1)[1]
-            self.run_ids.setdefault(h, r.info.run_id)
-            self.threads.setdefault(h, int(r.data.tags.get(keys.THREADS, 0)))
+        self.finished: dict[str, _Finished] = {}        # trial hash -> where it was trained
+        self.models: dict[str, torch.nn.Module] = {}   # trial hash -> trained model (current subset only)
+        self.run_ids: dict[str, str] = {}       # trial hash -> the run that trained it
+        for r in done or ():                    # a resumed study's finished runs (references included)
+            h, tags = r.data.tags[keys.TRIAL_HASH], r.data.tags
+            trained_in = tags.get(keys.REUSED_FROM) or r.info.run_id
+            f = self.finished.setdefault(h, _Finished(trained_in, tags.get(keys.STATUS, "ok"), set(),
+                                                      int(tags.get(keys.THREADS, 0)), run=r))
+            f.roles.add(tags.get(keys.ROLE, ""))
+            self.run_ids[h] = trained_in
         self.n_trials = self.n_reused = 0
 
     def run(self, specs: list[TrialSpec], role: str) -> list[TrialResult]:
@@ -151,17 +206,26 @@ class TrackedTrials:
 
     def search(self, proposer: Proposer, role: str) -> None:
         self._role = role
-        self.executor.run(_Reusing(proposer, self), role, self._log, keep_models=role == keys.ROLE_GRID)
+        # Every role keeps its models (for this subset only): a probe's model is the grid's
+        # registry candidate when the grid reuses that probe.
+        self.executor.run(_Reusing(proposer, self), role, self._log, keep_models=True)
 
     def begin(self, spec: TrialSpec, n_trials: int) -> None:
         self.progress.begin(spec.subset_size, n_trials, self._role)
 
     def is_done(self, spec: TrialSpec) -> bool:
-        return done_key(self._role, spec.trial_hash()) in self.done
+        f = self.finished.get(spec.trial_hash())
+        return f is not None and f.shared_with(self._role)
 
     def reused(self, spec: TrialSpec) -> TrialResult:
+        """The finished trial's result; a reference run if this role has not logged it yet."""
+        f = self.finished[spec.trial_hash()]
+        result = f.result if f.result is not None else result_from_run(spec, f.run)
+        if self._role not in f.roles:
+            self.tracker.log_trial(spec, result, [], self._role,
+                                   extra_tags={keys.REUSED_FROM: f.run_id, keys.THREADS: f.threads})
+            f.roles.add(self._role)
         self.n_reused += 1
-        result = result_from_run(spec, self.done[done_key(self._role, spec.trial_hash())])
         self.progress.trial(result)
         return result
 
@@ -170,7 +234,8 @@ class TrackedTrials:
         self.run_ids[h] = self.tracker.log_trial(
             out.spec, out.result, out.history, self._role, start_ms=out.start_ms, end_ms=out.end_ms,
             extra_tags={keys.NODE: out.node, keys.THREADS: out.threads})
-        self.threads[h] = out.threads
+        if out.result.status in keys.DONE_STATUSES:
+            self.finished[h] = _Finished(self.run_ids[h], out.result.status, {self._role}, out.threads, out.result)
         if out.model is not None:
             self.models[h] = out.model
         self.n_trials += 1
@@ -178,12 +243,14 @@ class TrackedTrials:
         raise_if_interrupted()   # the trial is logged; a Ctrl-C lost on its way stops the study here
 
     def model_for(self, result: TrialResult) -> torch.nn.Module:
-        """The trial's trained model; a reused trial is trained again here, with its thread count
-        (training is deterministic for a seed and thread count), and not logged twice."""
+        """The trial's trained model. One trained before a resume is not in memory: it is trained
+        again here, with its thread count (training is deterministic for a seed and thread
+        count), for the registry only, and not logged twice."""
         h = result.spec.trial_hash()
         if h not in self.models:
             log.info("training %s again for the registry (its model was not kept)", h)
-            self.models[h] = run_trial(self.p.context(), result.spec, keep_model=True, threads=self.threads.get(h) or None).model
+            threads = self.finished[h].threads if h in self.finished else 0
+            self.models[h] = run_trial(self.p.context(), result.spec, keep_model=True, threads=threads or None).model
         return self.models[h]
 
 
@@ -226,11 +293,31 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
     already logged are not logged twice, and child runs left RUNNING are marked KILLED.
     """
     p = prepare(cfg)
+    uri = resolve_tracking_uri(cfg.tracking_uri)
+    if cfg.resume and not checks.study_exists(uri, p.study):   # said before the store or experiment is created
+        raise LookupError(f"no unfinished study {p.study!r} with these settings to resume in {uri}")
+    # One study of an experiment per store at a time: a second identical command is refused
+    # before it writes anything (a killed driver's lock goes with it, so resume still works).
+    with faults.study_lock(uri, p.study):
+        store = faults.StoreFile.of(uri)
+        try:
+            return _locked(p, cfg)
+        except faults.StudyBusy:
+            raise
+        except Exception as exc:   # a vanished or read-only store, a full disk: one line, not a traceback
+            message = faults.describe(exc, uri, store)
+            if message is None:
+                raise
+            log.debug("fault", exc_info=True)
+            raise faults.Fault(message) from exc
+
+
+def _locked(p: Prepared, cfg: StudyConfig) -> dict[str, Any]:
     metric = p.domain.metric(p.unit)
     tracker = StudyTracker(p.study, cfg.tracking_uri)
     params = _study_params(p)
     fp = fingerprint(params)
-    done: dict[str, Any] = {}
+    done: list[Any] = []
     previous = tracker.find_unfinished(fp) if tracker.owns_parent and cfg.resume is not False else None
     if cfg.resume and previous is None:
         raise LookupError(f"no unfinished study {p.study!r} with these settings to resume in {tracker.uri}")
@@ -246,7 +333,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
 
 
 def _run(p: Prepared, cfg: StudyConfig, tracker: StudyTracker, params: dict[str, Any], fp: str,
-         done: dict[str, Any], executor, metric) -> dict[str, Any]:
+         done: list[Any], executor, metric) -> dict[str, Any]:
     parent = tracker.start(params, run_name=f"{p.study}-{p.budget.name}-seed{cfg.seed}",
                            tags={keys.FINGERPRINT: fp, keys.EXECUTOR: f"{executor.name} x{executor.concurrency}"})
     tracker.log_dict({"plan": p.plan.to_dict(), "budget": asdict(p.budget), "scale": asdict(p.settings.scale)}, "plan.json")
@@ -260,11 +347,15 @@ def _run(p: Prepared, cfg: StudyConfig, tracker: StudyTracker, params: dict[str,
 
     def on_subset(outcome: SubsetOutcome) -> None:
         progress.subset_done()
-        best = outcome.best
-        if outcome.size not in logged_steps:
-            tracker.log_curve_point(outcome.size, best.score, best.n_params)
+        best = outcome.best    # the one best-fit rule (search.bestfit), as the analysis applies it
         if outcome.overfit is not None:
             tracker.log_dict(outcome.overfit.to_dict(), f"overfit/subset_{outcome.size}.json")
+        if best is None:
+            log.warning("subset %d: no trial finished with a value; it has no best fit", outcome.size)
+            trials.models.clear()
+            return
+        if outcome.size not in logged_steps:
+            tracker.log_curve_point(outcome.size, best.score, best.n_params)
         seed_result = best.best_seed()
         if cfg.register and seed_result is not None and outcome.size not in versions:
             h = seed_result.spec.trial_hash()
@@ -300,6 +391,9 @@ def _study_params(p: Prepared) -> dict[str, Any]:
         "study.width_mults": ",".join(map(str, b.width_mults)), "study.lr_mults": ",".join(map(str, b.lr_mults)),
         "study.layer_offsets": ",".join(map(str, b.layer_offsets)),
         "study.overfit_criterion": f"final_train_loss < {b.overfit.ratio} * min_val_loss",
+        # what a trial contributes (domains.loop.round_rank); in the fingerprint, so a study begun
+        # under another rule is not resumed under this one
+        "study.trial_value": "min over validation rounds of the metric",
         "study.min_width": s.min_width, "study.max_width": s.max_width, "study.base_lr": s.lr,
         "study.searcher": p.settings.searcher + (f":{p.settings.skopt_estimator}" if p.settings.searcher == "skopt" else ""),
         "study.scheduler": p.cfg.executor.scheduler,

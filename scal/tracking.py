@@ -34,6 +34,8 @@ from mlflow.tracking import MlflowClient
 
 from domains.protocol import TrialResult, TrialSpec
 from scal import keys
+from scal.faults import store_init_lock
+from scal.checks import store_uri
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +43,22 @@ _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limi
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """``--tracking-uri`` > ``MLFLOW_TRACKING_URI`` > ``sqlite:///<cwd>/mlflow.db``."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    """``--tracking-uri`` > ``MLFLOW_TRACKING_URI`` > ``sqlite:///<cwd>/mlflow.db`` (`scal.checks.store_uri`)."""
+    uri = store_uri(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def open_client(uri: str) -> MlflowClient:
+    """A client on the store ``uri``. A new sqlite store is created and migrated on first use,
+    under a file lock: several processes starting at once on one new store would otherwise race
+    in MLflow's schema migration (``duplicate column name``)."""
+    with store_init_lock(uri):
+        client = MlflowClient(uri, uri)                   # opens (creates, migrates) the tracking store
+        client.search_experiments(max_results=1)          # the tracking tables
+        client.search_registered_models(max_results=1)    # the registry's (the same file)
+    return client
 
 
 def artifact_location(uri: str, study: str) -> str | None:
@@ -137,12 +150,6 @@ def _alive(pid: int) -> bool:
     return pid != os.getpid()
 
 
-def done_key(role: str, trial_hash: str) -> str:
-    """A finished trial is reused in the same role only: a probe's run does not stand in for the
-    grid's run of the same spec, which the analysis reads back as one of the grid's seeds."""
-    return f"{role}:{trial_hash}"
-
-
 def result_from_run(spec: TrialSpec, run: Run) -> TrialResult:
     """A finished trial read back from its MLflow run (what a resumed study reuses)."""
     m, nan = run.data.metrics, float("nan")
@@ -196,7 +203,7 @@ class StudyTracker:
 
     def __init__(self, study: str, tracking_uri: str | None = None, attach_run_id: str | None = None):
         self.uri = resolve_tracking_uri(tracking_uri)
-        self.client = MlflowClient(self.uri, self.uri)
+        self.client = open_client(self.uri)
         self.study = study
         # Under `mlflow run`, the entry point's run (MLFLOW_RUN_ID) is the study's parent run.
         attached = attach_run_id or os.environ.get("MLFLOW_RUN_ID")
@@ -241,11 +248,18 @@ class StudyTracker:
 
     @contextlib.contextmanager
     def closing(self):
-        """End the parent run FINISHED, or KILLED on Ctrl-C, or FAILED on any other exception."""
+        """End the parent run FINISHED, or KILLED on Ctrl-C, or FAILED on any other exception.
+
+        On the way out of a failure, marking the run is best effort: when the store itself is
+        what failed (deleted, read-only), the original error is the one to report, and a run
+        left RUNNING by a dead driver is resumed by the next identical command anyway."""
         try:
             yield self
         except BaseException as exc:
-            self.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            try:
+                self.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            except Exception as mark:  # noqa: BLE001 - the store may be the fault
+                log.debug("could not mark study run %s as ended: %s", self.parent_run_id, str(mark).splitlines()[0])
             raise
         self.finish("FINISHED")
 
@@ -297,8 +311,9 @@ class StudyTracker:
             order_by=["attributes.start_time DESC"], max_results=1)
         return runs[0] if runs and runs[0].info.status != "FINISHED" else None
 
-    def resume(self, run: Run) -> dict[str, Run]:
-        """Continue the study run ``run``: returns its finished trials by `done_key` (role and trial hash).
+    def resume(self, run: Run) -> list[Run]:
+        """Continue the study run ``run``: returns its finished trial runs (statuses in
+        `keys.DONE_STATUSES`), including the reference runs of reused trials.
 
         Refuses a run whose driver is still alive on this host. Child runs left RUNNING (the
         driver was killed while writing one) are marked KILLED and their trials run again.
@@ -310,13 +325,13 @@ class StudyTracker:
                              "or start a new study with --no-resume")
         self.parent_run_id = run.info.run_id
         self.client.update_run(run.info.run_id, status="RUNNING")
-        done: dict[str, Run] = {}
+        done: list[Run] = []
         for child in self._children():
             h, status = child.data.tags.get(keys.TRIAL_HASH), child.data.tags.get(keys.STATUS)
             if child.info.status == "RUNNING":
                 self.client.set_terminated(child.info.run_id, "KILLED")
             elif h and status in keys.DONE_STATUSES and child.info.status == "FINISHED":
-                done.setdefault(done_key(child.data.tags.get(keys.ROLE, ""), h), child)
+                done.append(child)
         return done
 
     def _children(self) -> list[Run]:

@@ -53,7 +53,8 @@ class SubsetOutcome:
     overfit: OverfitSearch | None = None
 
     @property
-    def best(self) -> ConfigScore:
+    def best(self) -> ConfigScore | None:
+        """The best-fit configuration (`search.bestfit.choose`); None if no trial has a value."""
         return best_config(self.scores)
 
 
@@ -132,6 +133,12 @@ def anchor(index: int, size: int, start_width: int, s: SearchSettings, trials: T
     return outcome
 
 
+def _best_or_centre(outcome: SubsetOutcome) -> Config:
+    """An anchor's best-fit configuration, or its search centre when no trial there had a value."""
+    best = outcome.best
+    return best.config if best is not None else outcome.centre
+
+
 def run_search(
     plan: SubsetPlan,
     s: SearchSettings,
@@ -150,7 +157,7 @@ def run_search(
     # anchor's growth starts at the small anchor's overfitting width: it skips certain failures.
     last = anchor(len(sizes) - 1, sizes[-1], first.overfit.width, s, trials)
     on_subset(last)
-    small, large = first.best.config, last.best.config
+    small, large = _best_or_centre(first), _best_or_centre(last)
     middle = []
     for i, m in enumerate(sizes[1:-1], start=1):
         centre = interpolate(m, sizes[0], small, sizes[-1], large, s.domain.grow_knob)

@@ -3,19 +3,18 @@
 The grid is the product of multipliers on the growth knob (width), multipliers on the learning
 rate and offsets on the depth. K configurations are drawn from it without replacement (the centre
 always first: it is the best prior guess), each is trained with S seeds, and a configuration's
-score is the median over its seeds of the minimum validation error. The lowest score is the
-subset's best-fit model; ties go to the smaller model.
+score and the subset's best fit are decided by the one rule in `search.bestfit`.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from domains.protocol import TrialResult
+from search.bestfit import ConfigSummary, TrialRecord, choose, config_key, representative
 from search.budget import Budget
 from search.interpolate import Config
 
@@ -36,6 +35,14 @@ def grid_configs(centre: Config, budget: Budget, grow_knob: str, min_width: int,
     return out
 
 
+def max_grid_configs(budget: Budget, has_depth: bool) -> int:
+    """How many configurations `grid_configs` can hold around any centre: the product of the
+    distinct multipliers and offsets (1 and 0 always belong to it). Clipping widths to the
+    domain's bounds can only make a grid smaller."""
+    depths = len({0, *budget.layer_offsets}) if has_depth else 1
+    return len({1.0, *budget.width_mults}) * len({1.0, *budget.lr_mults}) * depths
+
+
 def sample_configs(centre: Config, budget: Budget, grow_knob: str, min_width: int, max_width: int, rng: np.random.Generator) -> list[Config]:
     """The centre plus K-1 grid points drawn uniformly without replacement."""
     grid = grid_configs(centre, budget, grow_knob, min_width, max_width)
@@ -46,30 +53,39 @@ def sample_configs(centre: Config, budget: Budget, grow_knob: str, min_width: in
 
 @dataclass
 class ConfigScore:
-    """A configuration and its seeds' results; ``score`` is the median minimum validation error."""
+    """A configuration and its seeds' results, scored by the one best-fit rule (`search.bestfit`)."""
 
     config: Config
     results: list[TrialResult] = field(default_factory=list)
 
+    def records(self) -> list[TrialRecord]:
+        """The results as the rule's records."""
+        return [TrialRecord(config_key(r.spec.subset_size, r.spec.size, r.spec.lr), r.spec.seed, r.status,
+                            r.min_val_error, r.n_params, ref=r) for r in self.results]
+
     @property
-    def ok_results(self) -> list[TrialResult]:
-        """Seeds that count: finished or stopped early (an upper bound, so stopping never flatters)."""
-        return [r for r in self.results if r.scored and math.isfinite(r.min_val_error)]
+    def summary(self) -> ConfigSummary:
+        recs = self.records()
+        return ConfigSummary(recs[0].config if recs else self.config.key(), tuple(recs))
 
     @property
     def score(self) -> float:
-        ok = self.ok_results
-        return float(np.median([r.min_val_error for r in ok])) if ok else math.inf
+        """Median over the counting seeds of the minimum validation error (+inf if none counts)."""
+        return self.summary.score
 
     @property
     def n_params(self) -> int:
-        return self.results[0].n_params if self.results else 0
+        return self.summary.n_params
 
     def best_seed(self) -> TrialResult | None:
-        """The seed whose model represents the configuration: a full run before a stopped one."""
-        ok = self.ok_results
-        return min(ok, key=lambda r: (not r.ok, r.min_val_error)) if ok else None
+        """The seed whose model represents the configuration (`search.bestfit.representative`)."""
+        rec = representative(self.summary)
+        return rec.ref if rec is not None else None
 
 
-def best_config(scores: list[ConfigScore]) -> ConfigScore:
-    return min(scores, key=lambda s: (s.score, s.n_params))
+def best_config(scores: list[ConfigScore]) -> ConfigScore | None:
+    """The best-fit configuration among ``scores`` (all configurations of one subset), by
+    `search.bestfit.choose`; None when no configuration has a finite score."""
+    by_key = {rec.config: s for s in scores for rec in s.records()}
+    chosen = choose(rec for s in scores for rec in s.records())
+    return by_key[chosen.config] if chosen is not None else None

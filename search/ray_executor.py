@@ -19,16 +19,20 @@ Tuner per batch would pay a few seconds of worker start-up for every overfitting
 - ``--scheduler asha`` is ASHA per batch (`_BatchASHA`): trials are only compared with the other
   trials of the same subset's grid, never across subsets whose errors differ by design.
 
-Without ``--ray-address`` a local Ray instance bound to 127.0.0.1 is started and shut down at the end.
+Without ``--ray-address`` a local Ray instance bound to 127.0.0.1 is started (`_start_local_ray`) and shut
+down at the end; `search.ray_watchdog` ends its processes should the driver die without closing it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import math
 import os
 import queue
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -47,7 +51,10 @@ from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
+import domains  # noqa: E402
+from domains.loop import round_rank  # noqa: E402
 from domains.protocol import TrialResult, TrialSpec  # noqa: E402
+from search import ray_watchdog  # noqa: E402
 from search.executor import (  # noqa: E402
     FINISHED, ExecutorSettings, OnDone, Proposer, TrialContext, TrialOutcome, run_trial,
 )
@@ -211,13 +218,19 @@ class _BatchASHA(FIFOScheduler):
 class _Collector(tune.Callback):
     """Driver side: rounds in, one `TrialOutcome` out per trial, to the proposer and the batch's queue."""
 
-    def __init__(self, feed: _Feed, store: Any):
-        self.feed, self.store = feed, store
+    def __init__(self, feed: _Feed, store: Any, ctx: TrialContext | None = None):
+        self.feed, self.store, self.ctx = feed, store, ctx
         self.rounds: dict[str, list[dict]] = {}
         self.first_ms: dict[str, int] = {}
 
     def __getstate__(self) -> dict:
-        return {"feed": self.feed, "store": self.store, "rounds": {}, "first_ms": {}}
+        return {"feed": self.feed, "store": self.store, "ctx": None, "rounds": {}, "first_ms": {}}
+
+    def count_params(self, spec: TrialSpec) -> int:
+        """The spec's parameter count by the domain's exact formula (0 if unknown here)."""
+        if self.ctx is None:
+            return 0
+        return int(domains.get(self.ctx.domain).count_params(spec.size, self.ctx.data))
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self.first_ms[trial.trial_id] = int(time.time() * 1000)
@@ -249,8 +262,8 @@ class _Collector(tune.Callback):
             out = TrialOutcome(result, history, model, node=node, threads=int(last["threads"]),
                                start_ms=int(last["start_ms"]), end_ms=int(last["end_ms"]))
         else:  # stopped by the scheduler after some rounds, or failed before its summary
-            out = TrialOutcome(_partial_result(spec, history, error), history, None, node=node,
-                               start_ms=start, end_ms=now)
+            out = TrialOutcome(_partial_result(spec, history, error, self.count_params(spec)), history, None,
+                               node=node, start_ms=start, end_ms=now)
         with self.feed.lock:
             batch.proposer.complete(spec, out.result)
             batch.completed += 1
@@ -258,16 +271,20 @@ class _Collector(tune.Callback):
             batch.maybe_done()
 
 
-def _partial_result(spec: TrialSpec, history, error: str | None) -> TrialResult:
-    """The summary of a trial that ended without its own: stopped early (ASHA) or failed."""
+def _partial_result(spec: TrialSpec, history, error: str | None, n_params: int = 0) -> TrialResult:
+    """The summary of a trial that ended without its own: stopped early (ASHA) or failed.
+    ``n_params`` comes from the domain's formula (the trial never reported its own)."""
     nan = float("nan")
     if error is not None or not history:
-        return TrialResult(spec, 0, nan, nan, nan, 0, nan, 0, 0.0, 0.0, "failed", (error or "no result")[:500])
-    best_i = min(range(len(history)), key=lambda i: history[i][0].get("val_loss", math.inf))
+        return TrialResult(spec, n_params, nan, nan, nan, 0, nan, 0, 0.0, 0.0, "failed", (error or "no result")[:500])
+    # The same round the loop would have kept (`domains.loop.round_rank`): the lowest metric.
+    best_i = min(range(len(history)), key=lambda i: round_rank(history[i][0].get("val_error", math.inf),
+                                                               history[i][0].get("val_loss", math.inf)))
     best, step = history[best_i]
     epochs = history[-1][0].get("epoch", nan)
+    min_val_loss = min(r.get("val_loss", math.inf) for r, _ in history)
     return TrialResult(
-        spec, 0, best.get("val_error", nan), best.get("val_loss", nan), best.get("epoch", nan), step,
+        spec, n_params, best.get("val_error", nan), min_val_loss, best.get("epoch", nan), step,
         history[-1][0].get("train_loss", nan), history[-1][1], epochs, 0.0, "stopped",
         f"stopped by the scheduler after {len(history)} rounds", extra=_extra(best))
 
@@ -286,6 +303,47 @@ def _last_line(path: str | None) -> str:
         return ""
 
 
+@contextlib.contextmanager
+def _loopback_node():
+    """While the local instance starts, Ray takes this host's address to be the loopback one.
+
+    Ray's servers bind by the node's address: with 127.0.0.1 the GCS, raylet, every worker's and the
+    driver's core worker and the agents listen on loopback only; with the host's external address they
+    listen on every interface (the RuntimeEnvAgent on that address). But ``ray.init`` replaces a
+    loopback ``_node_ip_address`` with the host's external address unless Ray runs without
+    multi-node support, as on macOS and Windows: `ray_constants.ENABLE_RAY_CLUSTER`
+    (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER, read once when ray is imported, so too late for an env var).
+    Only around this ``ray.init``: a driver joining a cluster must find its node by the real address.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def _start_local_ray() -> subprocess.Popen:
+    """A local Ray instance bound to loopback (a laptop's study is nobody else's business), the
+    dashboard off, and a watchdog that ends its processes should this driver die without closing it."""
+    before = ray_watchdog.children(os.getpid())
+    with _loopback_node():
+        # "local": a new instance even where RAY_ADDRESS or a `ray start` on this host names another
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
+                 log_to_driver=False, configure_logging=False)
+    started = ray_watchdog.children(os.getpid()) - before
+    watchdog = ray_watchdog.start(started)
+    node_ip = ray.util.get_node_ip_address()
+    if not ipaddress.ip_address(node_ip).is_loopback:
+        ray.shutdown()
+        ray_watchdog.stop(watchdog)
+        raise RuntimeError(f"the local Ray instance took node address {node_ip}, not loopback: "
+                           "this Ray version decides bind addresses differently (search/ray_executor.py)")
+    return watchdog
+
+
 class RayExecutor:
     """Trials as Ray Tune trials; a local Ray instance unless ``settings.ray_address`` is given."""
 
@@ -294,6 +352,7 @@ class RayExecutor:
     def __init__(self, ctx: TrialContext, settings: ExecutorSettings, max_rounds: int):
         self.settings, self.max_rounds = settings, max_rounds
         self.started_ray = False
+        self.watchdog: subprocess.Popen | None = None
         for noisy in ("ray", "ray.tune", "ray.train", "ray.air"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         if not ray.is_initialized():
@@ -301,9 +360,7 @@ class RayExecutor:
             if settings.ray_address:
                 ray.init(address=settings.ray_address, log_to_driver=False, configure_logging=False)
             else:
-                # Bound to loopback: a laptop's study is nobody else's business.
-                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
-                         log_to_driver=False, configure_logging=False)
+                self.watchdog = _start_local_ray()
                 self.started_ray = True
             log.info("ray: %s in %.1f s, %s", "joined " + settings.ray_address if settings.ray_address
                      else "started a local instance", time.perf_counter() - t0, self._resources_text())
@@ -338,7 +395,7 @@ class RayExecutor:
                 reuse_actors=not settings.ray_address, metric=_METRIC, mode="min",
                 trial_dirname_creator=lambda t: t.trial_id),
             run_config=tune.RunConfig(name="scal", storage_path=self.tmp, verbose=0,
-                                      callbacks=[_Collector(self.feed, self.store)]),
+                                      callbacks=[_Collector(self.feed, self.store, ctx)]),
         )
 
     def _resources_text(self) -> str:
@@ -399,3 +456,6 @@ class RayExecutor:
             pass
         if self.started_ray:
             ray.shutdown()
+        if self.watchdog is not None:
+            ray_watchdog.stop(self.watchdog)
+            self.watchdog = None

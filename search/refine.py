@@ -134,8 +134,8 @@ class RacingProposer:
     S-1 seeds; only they compete, scored as always by the median over their S seeds. Trainings:
     K + R(S-1) instead of K S, so at the cost of the plain grid K can roughly double (with S = 2,
     R = 2: K = 9 costs what K = 5 does). A lucky first seed cannot win alone: a configuration
-    needs all its seeds to be scored, and configurations raced out keep their one trial in MLflow,
-    where the analysis (`analysis.reader.best_fit_points`) likewise ranks complete ones only.
+    needs all its seeds to compete (`search.bestfit`'s full-seed rule, which the analysis applies
+    to the same trials read back from MLflow), and configurations raced out keep their one trial.
     """
 
     def __init__(self, configs: list[Config], seeds: list[int], make_spec: MakeSpec, keep: int):
@@ -157,7 +157,12 @@ class RacingProposer:
 
     @property
     def scores(self) -> list[ConfigScore]:
-        """The contenders: the promoted configurations once the race is decided (all before)."""
+        """Every configuration of the race: the best-fit rule's full-seed rule (`search.bestfit`)
+        keeps the raced-out ones, which were given one seed, from competing."""
+        return self.all_scores
+
+    def contenders(self) -> list[ConfigScore]:
+        """The promoted configurations once the race is decided (all before)."""
         if self._promoted is None:
             return self.all_scores
         return [self.all_scores[i] for i in self._promoted]

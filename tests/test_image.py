@@ -147,7 +147,19 @@ def test_smoke_study_into_mlflow(tmp_path):
     client = MlflowClient(uri, uri)
     runs = client.search_runs([summary["experiment_id"]], f"tags.`{keys.PARENT}` = '{summary['parent_run_id']}'",
                               max_results=1000)
-    assert len(runs) == summary["n_trials"] > 0
+    trained = [r for r in runs if keys.REUSED_FROM not in r.data.tags]
+    assert len(trained) == summary["n_trials"] > 0 and len(runs) - len(trained) == summary["n_reused"]
+    for r in trained:
+        # top-1 error is not the loss: a trial's value is the minimum of its error over rounds,
+        # at the step where it fell (ties: the lower loss), and the top-5 error of that round
+        errors = {m.step: m.value for m in client.get_metric_history(r.info.run_id, "val_error")}
+        losses = {m.step: m.value for m in client.get_metric_history(r.info.run_id, "val_loss")}
+        best_step = min(errors, key=lambda s: (errors[s], losses[s]))
+        assert r.data.metrics[keys.M_MIN_VAL_ERROR] == pytest.approx(min(errors.values()))
+        assert r.data.metrics[keys.M_BEST_STEP] == best_step
+        assert r.data.metrics[keys.M_MIN_VAL_LOSS] == pytest.approx(min(losses.values()))
+        top5 = {m.step: m.value for m in client.get_metric_history(r.info.run_id, "val_top5_error")}
+        assert r.data.metrics[keys.best_extra("val_top5_error")] == pytest.approx(top5[best_step])
     for r in runs:
         assert r.data.params[keys.P_DOMAIN] == "image" and "size.layers" in r.data.params
         assert 0.0 <= r.data.metrics[keys.M_MIN_VAL_ERROR] <= 1.0

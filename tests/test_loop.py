@@ -74,3 +74,38 @@ def test_word_level_lm_trains_a_step():
     res, _ = dom.train(spec, data, plan.indices(1024), lambda m, s: None, "cpu")
     assert res.ok and res.steps == 2
     assert math.isfinite(res.min_val_error) and res.min_val_error < 2 * math.log(len(data.vocab))
+
+
+class _ScriptedTask:
+    """A real model and optimizer, with validation numbers scripted per round so that the round
+    of lowest loss (the last) is not the round of lowest error (the second), as with top-1 error
+    or CER. The first weight is recorded at each evaluation to check which round's weights return."""
+
+    def __init__(self, errors, losses):
+        self.errors, self.losses, self.weights = list(errors), list(losses), []
+
+    def epoch_steps(self, batch_size):
+        return 1.0
+
+    def sample_batch(self, gen, batch_size, device):
+        return torch.randn(batch_size, 4, generator=gen)
+
+    def loss(self, model, batch):
+        return (model(batch) ** 2).mean()
+
+    def evaluate(self, model, device):
+        self.weights.append(float(model.weight.detach().flatten()[0]))
+        return self.losses.pop(0), self.errors.pop(0)
+
+
+def test_a_trial_contributes_its_minimum_validation_error_not_the_error_at_minimum_loss():
+    from domains import loop
+
+    task = _ScriptedTask(errors=[0.50, 0.30, 0.40, 0.35], losses=[1.0, 0.9, 0.8, 0.7])
+    model = torch.nn.Linear(4, 1)
+    settings = TrainSettings(batch_size=8, max_steps=4, max_rounds=4, min_round_steps=1, patience=10, warmup_steps=1)
+    res = loop.run(model, task, settings, 1e-1, loop.seed_everything(0), lambda m, s: None)
+    assert res.min_val_error == 0.30 and res.best_step == 2     # the minimum of the metric, where it fell
+    assert res.min_val_loss == 0.7                              # the loss's own minimum (overfitting criterion)
+    assert float(model.weight.detach().flatten()[0]) == task.weights[1]   # that round's weights came back
+    assert task.weights[1] != task.weights[3]

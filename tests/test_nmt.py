@@ -160,7 +160,7 @@ def test_smoke_study_into_mlflow(tmp_path):
     client = MlflowClient(uri, uri)
     runs = client.search_runs([summary["experiment_id"]], f"tags.`{keys.PARENT}` = '{summary['parent_run_id']}'",
                               max_results=1000)
-    assert len(runs) == summary["n_trials"] > 0
+    assert len(runs) == summary["n_trials"] + summary["n_reused"] and summary["n_trials"] > 0   # + reference runs
     for r in runs:
         assert r.data.params[keys.P_DOMAIN] == "nmt" and "size.layers" in r.data.params
         assert 0.0 < r.data.metrics[keys.M_MIN_VAL_ERROR] < 8.0

@@ -32,9 +32,13 @@ def _check_run_tree(uri: str, summary: dict) -> list:
     """Every trial a FINISHED child run with its params, its summary metrics and one val_error point per round."""
     client, runs = _trial_runs(uri, summary["parent_run_id"])
     assert runs
+    hashes = {r.info.run_id: r.data.tags[keys.TRIAL_HASH] for r in runs}
     for r in runs:
         assert r.info.status == "FINISHED", r.info
         assert r.data.tags[keys.ROLE] in (keys.ROLE_GRID, keys.ROLE_PROBE)
+        if keys.REUSED_FROM in r.data.tags:   # a reference to the run that trained the same spec
+            assert hashes[r.data.tags[keys.REUSED_FROM]] == r.data.tags[keys.TRIAL_HASH]
+            continue
         assert r.data.tags[keys.NODE]
         assert {keys.P_SUBSET_SIZE, keys.P_LR, keys.P_SEED, keys.P_N_PARAMS} <= set(r.data.params)
         assert keys.M_MIN_VAL_ERROR in r.data.metrics
@@ -49,7 +53,7 @@ def test_smoke_study_on_local_ray(toy_study):
     s = toy_study["summary"]
     assert s["executor"] == "ray" and s["concurrency"] == 2
     runs = _check_run_tree(toy_study["uri"], s)
-    assert len(runs) == s["n_trials"]
+    assert len(runs) == s["n_trials"] + s["n_reused"]
     # one CPU per trial means one torch thread per trial: more would oversubscribe the cores
     assert {r.data.tags[keys.THREADS] for r in runs} == {"1"}
     assert len(s["registered_versions"]) == len(s["subsets"])
@@ -85,7 +89,7 @@ def test_two_node_cluster(tmp_path):
         summary = run_study(cfg)
         assert summary["concurrency"] == 2
         runs = _check_run_tree(uri, summary)
-        nodes = {r.data.tags[keys.NODE] for r in runs}
+        nodes = {r.data.tags[keys.NODE] for r in runs if keys.REUSED_FROM not in r.data.tags}
         assert len(nodes) == 2, nodes
         assert {n["NodeID"] for n in ray.nodes() if n["Alive"]} == nodes
     finally:
@@ -184,16 +188,39 @@ def test_seed_racing_smoke(tmp_path):
     assert MlflowClient(sqlite_uri(tmp_path)).get_run(s["parent_run_id"]).data.params["study.race_keep"] == "1"
 
 
-def test_asha_scheduler_smoke(tmp_path):
-    proc = run_cli([*SMOKE, "--executor", "auto", "--scheduler", "asha", "--k-configs", "4", "--width-mults", "0.5,1,2", "--lr-mults",
-                    "0.25,1,4", "--tracking-uri", sqlite_uri(tmp_path)], cwd=tmp_path)
+def test_asha_stops_trials_and_curve_registry_fit_and_report_agree(tmp_path):
+    """ASHA stops some grid trials; the one best-fit rule (`search.bestfit`) still names one
+    configuration per subset everywhere: the curve logged during the study, the registered model,
+    the fitted points and the report's table."""
+    uri = sqlite_uri(tmp_path)
+    proc = run_cli([*SMOKE, "--executor", "auto", "--scheduler", "asha", "--k-configs", "6", "--width-mults", "0.5,1,2",
+                    "--lr-mults", "0.1,1,3", "--n-subsets", "3", "--tracking-uri", uri], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout)
     assert s["executor"] == "ray"
-    runs = _check_run_tree(sqlite_uri(tmp_path), s)
-    statuses = {r.data.tags[keys.STATUS] for r in runs}
-    assert statuses <= {"ok", "stopped", "diverged"}
-    assert len(s["registered_versions"]) == len(s["subsets"])
+    runs = _check_run_tree(uri, s)
+    client = MlflowClient(uri, uri)
+    stopped = [r for r in runs if r.data.tags[keys.STATUS] == "stopped"]
+    assert stopped, "ASHA stopped no trial: the agreement below would not be tested"
+    assert all(int(r.data.params[keys.P_N_PARAMS]) > 0 for r in stopped)   # a stopped trial knows its size
+
+    by_hash = {r.data.tags[keys.TRIAL_HASH]: r for r in runs}
+    curve = {m.step: m.value for m in client.get_metric_history(s["parent_run_id"], keys.M_BEST_VAL_ERROR)}
+    sizes_curve = {m.step: m.value for m in client.get_metric_history(s["parent_run_id"], keys.M_BEST_N_PARAMS)}
+    versions = {int(v.tags[keys.R_SUBSET_SIZE]): v
+                for v in client.search_model_versions(f"name = '{s['registered_model']}'")}
+    local = client.download_artifacts(s["parent_run_id"], "analysis/best_fit_points.csv", str(tmp_path))
+    report = {int(row["size"]): row for row in __import__("csv").DictReader(open(local))}
+    assert set(curve) == set(versions) == set(report) == {p["size"] for p in s["subsets"]}
+    for point in s["subsets"]:
+        m = point["size"]
+        registered = by_hash[versions[m].tags[keys.R_TRIAL_HASH]]
+        assert point["trial_hash"] == versions[m].tags[keys.R_TRIAL_HASH] == report[m]["trial_hash"]
+        assert (point["size_knobs"]["width"], point["lr"]) == (int(registered.data.params["size.width"]),
+                                                               float(registered.data.params[keys.P_LR]))
+        assert point["val_error"] == pytest.approx(curve[m]) == pytest.approx(float(report[m]["val_error"]))
+        assert point["n_params"] == sizes_curve[m] == int(versions[m].tags[keys.R_N_PARAMS]) > 0
+        assert float(versions[m].tags[keys.R_MIN_VAL_ERROR]) in point["seed_errors"]
 
 
 def test_resume_after_sigkill(tmp_path, toy_study):

@@ -159,7 +159,7 @@ def test_racing_gives_the_other_seeds_to_the_best_first_seeds_only():
         err = second[spec.size["width"]] if spec.seed == 1 else first[spec.size["width"]]
         prop.complete(spec, _seed_result(spec, err))
     assert sorted((s.size["width"], s.seed) for s in rest) == [(32, 1), (32, 2), (64, 1), (64, 2)]
-    assert [s.config.size["width"] for s in prop.scores] == [32, 64]
+    assert [s.config.size["width"] for s in prop.contenders()] == [32, 64]
     assert [s.config.size["width"] for s in prop.raced_out()] == [8, 16, 128]
     # medians over three seeds: 32 -> 0.3, 64 -> 0.31; width 16's 0.5 alone never competes
     assert best_config(prop.scores).config.size["width"] == 32

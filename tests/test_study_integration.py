@@ -32,7 +32,8 @@ def _check_run_tree(uri: str, summary: dict, domain: str, unit: str) -> None:
     sizes = [int(s) for s in parent.data.params["study.subset_sizes"].split(",")]
 
     children = _children(client, summary)
-    assert len(children) == summary["n_trials"]
+    trained = [c for c in children if keys.REUSED_FROM not in c.data.tags]   # the rest refer to these
+    assert len(trained) == summary["n_trials"] and len(children) == summary["n_trials"] + summary["n_reused"]
     roles = {c.data.tags[keys.ROLE] for c in children}
     assert roles == {keys.ROLE_GRID, keys.ROLE_PROBE}
     for c in children:
@@ -45,9 +46,9 @@ def _check_run_tree(uri: str, summary: dict, domain: str, unit: str) -> None:
         assert c.info.status in ("FINISHED", "FAILED")
         assert keys.M_MIN_VAL_ERROR in c.data.metrics
     # per-round metrics are histories, not single values
-    hist = client.get_metric_history(children[0].info.run_id, keys.M_VAL_ERROR)
+    hist = client.get_metric_history(trained[0].info.run_id, keys.M_VAL_ERROR)
     assert len(hist) >= 1 and all(h.step > 0 for h in hist)
-    assert min(h.value for h in hist) == pytest.approx(children[0].data.metrics[keys.M_MIN_VAL_ERROR])
+    assert min(h.value for h in hist) == pytest.approx(trained[0].data.metrics[keys.M_MIN_VAL_ERROR])
 
     # the parent's curve metrics have the subset size as their step
     curve = client.get_metric_history(parent.info.run_id, keys.M_BEST_VAL_ERROR)
@@ -82,7 +83,7 @@ def _check_registry(uri: str, summary: dict, domain: str, unit: str) -> None:
     data = dom.load(unit, max_val_units=dom.scale("smoke", unit).max_val_units)
     model = mlflow.pytorch.load_model(f"models:/{name}@{keys.ALIAS_LARGEST}")
     _, val_error = dom.evaluate(model, data)
-    assert val_error == pytest.approx(float(largest.tags[keys.R_VAL_ERROR]), rel=1e-5)
+    assert val_error == pytest.approx(float(largest.tags[keys.R_MIN_VAL_ERROR]), rel=1e-5)
     assert sum(p.numel() for p in model.parameters()) == int(largest.tags[keys.R_N_PARAMS])
 
 
@@ -118,3 +119,22 @@ def test_lm_smoke_study_run_tree_and_registry(lm_study):
     # bits per character sit below the unigram entropy of the training text once trained
     assert all(math.isfinite(x["val_error"]) for x in s["subsets"])
     assert min(x["val_error"] for x in s["subsets"]) < s["best_guess_error"]
+
+
+def test_no_trial_spec_is_trained_twice(toy_study):
+    """The grid's centre at its first seed is the overfitting probe that found it: trained once,
+    shown in the grid by a reference run that names the training run."""
+    s = toy_study["summary"]
+    client = MlflowClient(toy_study["uri"], toy_study["uri"])
+    runs = client.search_runs([s["experiment_id"]], f"tags.`{keys.PARENT}` = '{s['parent_run_id']}'", max_results=1000)
+    trained = [r for r in runs if keys.REUSED_FROM not in r.data.tags]
+    references = [r for r in runs if keys.REUSED_FROM in r.data.tags]
+    hashes = [r.data.tags[keys.TRIAL_HASH] for r in trained]
+    assert len(hashes) == len(set(hashes)) == s["n_trials"]
+    assert len(references) == s["n_reused"] >= 1
+    by_id = {r.info.run_id: r for r in trained}
+    for ref in references:
+        source = by_id[ref.data.tags[keys.REUSED_FROM]]
+        assert source.data.tags[keys.TRIAL_HASH] == ref.data.tags[keys.TRIAL_HASH]
+        assert source.data.tags[keys.ROLE] == keys.ROLE_PROBE and ref.data.tags[keys.ROLE] == keys.ROLE_GRID
+        assert ref.data.metrics[keys.M_MIN_VAL_ERROR] == source.data.metrics[keys.M_MIN_VAL_ERROR]

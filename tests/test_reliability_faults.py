@@ -1,0 +1,216 @@
+"""Faults from outside a study, as a user meets them: each ends with one `error:` line and an exit
+code, keeps what was logged, and leaves a study that the same command resumes, with nothing
+trained twice and nothing left RUNNING. (SIGKILL of the driver: tests/test_ray.py and
+tests/test_sockets.py; bad input: tests/test_reliability_inputs.py.) docs/reliability.md lists
+every case with its result.
+
+The store faults need things only root can do here (a small tmpfs for a full TMPDIR; a driver
+without CAP_DAC_OVERRIDE, so that a read-only file stops it as it stops any user); CI runs as root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import run_cli, sqlite_uri
+from scal import keys
+from scal.faults import EXIT_FAULT
+
+STUDY = ["study", "--domain", "toy", "--budget", "smoke", "--json", "--executor", "local"]
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs / drops root's capabilities: needs root")
+
+
+def _env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI")}
+    return {**env, **(extra or {})}
+
+
+def _start(args: list[str], cwd: Path, prefix: list[str] = (), env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([*prefix, sys.executable, "-m", "scal", *args], cwd=cwd, env=_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _n_runs(db: Path) -> int:
+    """Runs in the store, read without creating or locking anything."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("select count(*) from runs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _wait_for_runs(db: Path, proc: subprocess.Popen, at_least: int, timeout_s: float = 240) -> None:
+    end = time.monotonic() + timeout_s
+    while _n_runs(db) < at_least:
+        assert proc.poll() is None, f"the study ended early: {proc.stderr.read()[-2000:]}"
+        assert time.monotonic() < end, "the study logged too few runs in time"
+        time.sleep(0.2)
+
+
+def _one_error_line(stderr: str, needle: str) -> str:
+    errors = [ln for ln in stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and needle in errors[0], stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    return errors[0]
+
+
+def _trial_runs(uri: str):
+    client = MlflowClient(uri, uri)
+    exps = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(exps, max_results=10_000)
+    return client, runs
+
+
+def _resumes_clean(uri: str, cwd: Path, parent_id: str | None, trained_before: set[str]) -> dict:
+    """The same command again: it resumes ``parent_id`` (when the store kept it), trains only what
+    was not finished, trains nothing twice, and leaves nothing RUNNING."""
+    proc = run_cli(STUDY + ["--tracking-uri", uri], cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads(proc.stdout)
+    if parent_id is not None:
+        assert s["parent_run_id"] == parent_id
+    _, runs = _trial_runs(uri)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    trained = [r for r in runs if r.data.tags.get(keys.ROLE) != keys.ROLE_STUDY and keys.REUSED_FROM not in r.data.tags]
+    hashes = [r.data.tags[keys.TRIAL_HASH] for r in trained if r.data.tags[keys.STATUS] != "failed"]
+    assert len(hashes) == len(set(hashes)), "a trial was trained twice"
+    assert trained_before <= {r.info.run_id for r in trained}, "a finished trial was lost"
+    return s
+
+
+def _trained_ids(uri: str) -> set[str]:
+    _, runs = _trial_runs(uri)
+    return {r.info.run_id for r in runs if r.info.status == "FINISHED" and keys.TRIAL_HASH in r.data.tags
+            and keys.REUSED_FROM not in r.data.tags}
+
+
+def _parent(uri: str) -> str:
+    _, runs = _trial_runs(uri)
+    (parent,) = [r for r in runs if r.data.tags.get(keys.ROLE) == keys.ROLE_STUDY]
+    return parent.info.run_id
+
+
+def test_concurrent_first_use_of_a_new_store(tmp_path):
+    """Three commands at once on a store that does not exist yet: it is created and migrated once."""
+    uri = sqlite_uri(tmp_path)
+    procs = [_start(["train", "--domain", "toy", "--budget", "smoke", "--seed", str(i), "--tracking-uri", uri, "--json"],
+                    tmp_path) for i in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    _, runs = _trial_runs(uri)
+    assert sorted(r.data.params[keys.P_SEED] for r in runs) == ["0", "1", "2"]
+
+
+def test_two_identical_studies_at_once(tmp_path):
+    """The second sees the first alive, says so in one line before writing anything, and the
+    study runs once."""
+    uri, db = sqlite_uri(tmp_path), tmp_path / "mlflow.db"
+    first = _start(STUDY + ["--tracking-uri", uri], tmp_path)
+    try:
+        _wait_for_runs(db, first, at_least=2)
+        second = run_cli(STUDY + ["--tracking-uri", uri], cwd=tmp_path)
+        assert second.returncode == 2 and second.stdout == ""
+        _one_error_line(second.stderr, "is already running")
+        out, err = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err[-3000:]
+    _, runs = _trial_runs(uri)
+    assert len([r for r in runs if r.data.tags.get(keys.ROLE) == keys.ROLE_STUDY]) == 1
+    versions = MlflowClient(uri, uri).search_model_versions(f"name = '{json.loads(out)['registered_model']}'")
+    assert len(versions) == len(json.loads(out)["subsets"])
+
+
+def _full_tmpdir(tmp_path: Path, uri: str, db: Path) -> tuple[int, str, str]:
+    """TMPDIR is a 150 KB tmpfs: it fills while the study writes its analysis, after the trials."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(small)], check=True)
+    try:
+        proc = run_cli(STUDY + ["--tracking-uri", uri], cwd=tmp_path, env_extra={"TMPDIR": str(small)})
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=True)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _mid_study(tmp_path: Path, uri: str, db: Path, act, prefix: list[str] = ()) -> tuple[int, str, str]:
+    """Start the study, ``act(proc)`` once it has logged a few trials, and let it end."""
+    proc = _start(STUDY + ["--tracking-uri", uri], tmp_path, prefix=prefix)
+    try:
+        _wait_for_runs(db, proc, at_least=5)
+        act(proc)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    return proc.returncode, out, err
+
+
+def _read_only_store(tmp_path: Path, uri: str, db: Path) -> tuple[int, str, str]:
+    """The store's file and folder become read-only while trials are logged. Root ignores file
+    modes; a driver without CAP_DAC_OVERRIDE obeys them like any user."""
+    def read_only(proc) -> None:
+        db.chmod(0o444)
+        db.parent.chmod(0o555)
+
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    try:
+        return _mid_study(tmp_path, uri, db, read_only, prefix=drop)
+    finally:
+        db.parent.chmod(0o755)
+        db.chmod(0o644)
+
+
+def _sigkill(tmp_path: Path, uri: str, db: Path) -> tuple[int, str, str]:
+    """The driver is killed with SIGKILL while trials are logged (nothing can be printed)."""
+    return _mid_study(tmp_path, uri, db, lambda proc: proc.kill())
+
+
+# fault -> (how to cause it, exit code, the error line's phrase or None, the parent run's status after it)
+FAULTS = {
+    "full TMPDIR": (_full_tmpdir, EXIT_FAULT, "no space left on device", "FAILED"),
+    "read-only store": (_read_only_store, EXIT_FAULT, "cannot be written", "RUNNING"),   # it could not be marked
+    "SIGKILL": (_sigkill, -9, None, "RUNNING"),
+}
+
+
+@needs_root
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_fault_ends_clean_and_the_same_command_resumes(tmp_path, fault):
+    """One line and an exit code (SIGKILL: the signal's), every logged trial kept; the same
+    command then resumes the same study run, trains nothing twice, leaves nothing RUNNING."""
+    cause, code, phrase, status = FAULTS[fault]
+    store = tmp_path / "store"
+    store.mkdir()
+    uri, db = sqlite_uri(store), store / "mlflow.db"
+    returncode, out, err = cause(tmp_path, uri, db)
+    assert returncode == code and out == "", err[-3000:]
+    if phrase is not None:
+        _one_error_line(err, phrase)
+    parent = _parent(uri)
+    assert MlflowClient(uri, uri).get_run(parent).info.status == status
+    before = _trained_ids(uri)
+    assert before, "the fault came before any trial: the resume below would prove nothing"
+    s = _resumes_clean(uri, tmp_path, parent, before)
+    if fault == "full TMPDIR":     # it failed after the last trial: nothing is left to train
+        assert s["n_trials"] == 0
+
+
+def test_store_file_deleted_mid_study(tmp_path):
+    """The store's file is deleted under a running study: one line that says so, exit 3."""
+    db = tmp_path / "mlflow.db"
+    returncode, out, err = _mid_study(tmp_path, sqlite_uri(tmp_path), db, lambda proc: db.unlink())
+    assert returncode == EXIT_FAULT and out == ""
+    _one_error_line(err, "was deleted or moved")
