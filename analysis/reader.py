@@ -64,7 +64,8 @@ def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
     (`search.bestfit`): ``val_error`` is the configuration's score (median over its counting
     seeds), ``val_error_min``/``val_error_max``/``seed_errors``/``n_seeds`` describe those seeds,
     ``n_trials`` the seeds it was given (any status; a racing search gives raced-out
-    configurations one), ``wall_time_s`` and ``epochs`` the medians over its counting seeds."""
+    configurations one), ``wall_time_s`` and ``epochs`` the medians over its counting seeds, and
+    ``best_fit``: whether the rule picks it for its subset."""
     col_role = f"tags.{keys.ROLE}"
     if trials.empty or col_role not in trials:
         return pd.DataFrame()
@@ -74,7 +75,9 @@ def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
     size_cols = sorted(c for c in grid.columns if c.startswith(f"params.{keys.P_SIZE_PREFIX}"))
     rows = []
     for size, sub in grid.groupby(f"params.{keys.P_SUBSET_SIZE}"):
-        for summary in bestfit.summarize(_records(sub, size_cols)):
+        records = _records(sub, size_cols)
+        best = bestfit.choose(records)
+        for summary in bestfit.summarize(records):
             counted = summary.counted
             if not counted:
                 continue
@@ -89,7 +92,7 @@ def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
                 "wall_time_s": _median(f"metrics.{keys.M_WALL_TIME_S}", counted),
                 "epochs": _median(f"metrics.{keys.M_EPOCHS}", counted),
                 "trial_hash": bestfit.representative(summary).ref[f"tags.{keys.TRIAL_HASH}"],
-                "_key": summary.config,
+                "best_fit": best is not None and summary.config == best.config,
             })
     return pd.DataFrame(rows)
 
@@ -123,12 +126,5 @@ def best_fit_points(trials: pd.DataFrame) -> pd.DataFrame:
     scores = config_scores(trials)
     if scores.empty:
         return scores
-    grid = trials[trials[f"tags.{keys.ROLE}"] == keys.ROLE_GRID]
-    size_cols = sorted(c for c in grid.columns if c.startswith(f"params.{keys.P_SIZE_PREFIX}"))
-    chosen = []
-    for size, sub in grid.groupby(f"params.{keys.P_SUBSET_SIZE}"):
-        best = bestfit.choose(_records(sub, size_cols))
-        if best is not None:
-            chosen.append(best.config)
-    points = scores[[k in chosen for k in scores["_key"]]]
-    return points.drop(columns="_key").sort_values("size").reset_index(drop=True)
+    points = scores[scores["best_fit"]].drop(columns="best_fit")
+    return points.sort_values("size").reset_index(drop=True)

@@ -137,11 +137,6 @@ class TrialResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
-    @property
-    def scored(self) -> bool:
-        """Counts towards its configuration's median: finished, or stopped early by a scheduler."""
-        return self.status in ("ok", "stopped")
-
 
 @dataclass(frozen=True)
 class MetricInfo:

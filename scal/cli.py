@@ -468,8 +468,6 @@ def search_size(
     _setup_logging(verbose)
     with _guarded(as_json) as out:
         uri = checks.check_store(tracking_uri, create=True)
-        if subset_size is not None:
-            checks.count("--subset-size", subset_size, 1)
         from scal.sizes import search_sizes
         from scal.study import StudyConfig
 

@@ -302,8 +302,6 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
         store = faults.StoreFile.of(uri)
         try:
             return _locked(p, cfg)
-        except faults.StudyBusy:
-            raise
         except Exception as exc:   # a vanished or read-only store, a full disk: one line, not a traceback
             message = faults.describe(exc, uri, store)
             if message is None:
