@@ -12,7 +12,9 @@ rest the same way for all of them:
 - box bounds on every parameter, and many starts (a grid plus one from a log-log regression);
   the lowest cost wins, ties keep the earlier start, so fits are deterministic;
 - a nonparametric bootstrap over the points (and over each point's seeds when given), with
-  percentile intervals for every parameter and for predictions.
+  percentile intervals for every parameter and for the curve;
+- predictive intervals for a new observation at x (`CurveFit.interval`): the bootstrap curves
+  plus the fit's own log residuals, widened with the distance beyond the fitted range.
 
 `fit_learning_curve` and `fit_model_size` are the two fits the paper needs (M2 and the
 model-size power law), kept as functions for callers that want just those.
@@ -38,6 +40,8 @@ SOFT_L1_SCALE_LOG = 0.1
 LOSSES = ("soft_l1", "huber", "linear")
 # predict() warns when asked further than this factor outside the fitted x span.
 EXTRAPOLATION_WARN_FACTOR = 10.0
+# Coverage of a predictive interval for a new observation when none is asked for.
+DEFAULT_LEVEL = 0.9
 # Every curve needs at least this many distinct x; a form with more parameters needs more.
 MIN_POINTS = 3
 # A bootstrap draws at most this many resamples per requested refit before giving up on the rest.
@@ -57,7 +61,10 @@ class CurveFit:
     ``rmse_log`` = sqrt(mean((log pred - log obs)**2)) over the fitted points. ``n_boot`` is the
     number of bootstrap refits behind the intervals; with 0 the intervals are (nan, nan).
     ``boot_params`` keeps each refit's parameters, so bands and inverse predictions need no
-    second bootstrap.
+    second bootstrap. ``residuals_log`` are log pred - log obs at the fitted points, in x order.
+    ``extrapolation_log`` (c) is how fast the log error of a prediction grows with its distance
+    beyond the fitted range, measured on ``extrapolation_dof`` held-out horizons by
+    `analysis.select.fit_curve` (0 and 0 when nothing was held out); see `interval`.
     """
 
     form: str
@@ -70,25 +77,32 @@ class CurveFit:
     ci: float = 0.95
     boot_params: tuple[dict[str, float], ...] = field(default=(), repr=False, compare=False)
     estimator: "CurveForm | None" = field(default=None, repr=False, compare=False)
+    residuals_log: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    extrapolation_log: float = field(default=0.0, compare=False)
+    extrapolation_dof: int = field(default=0, compare=False)
 
     @property
     def exponent(self) -> str:
         return self._est().exponent
 
-    def predict(self, x) -> np.ndarray:
-        """The curve at ``x`` (scalar or array); logs a warning for far extrapolation."""
+    def predict(self, x, warn: bool = True) -> np.ndarray:
+        """The curve at ``x`` (scalar or array); logs a warning for far extrapolation unless
+        ``warn`` is False (internal uses: held-out scoring, intervals)."""
         x = np.asarray(x, dtype=float)
-        _warn_if_far(self.form, x, self.x_range)
+        if warn:
+            warn_if_far(self, x)
         return self._est().curve(self.params, x)
 
     def floor(self) -> float:
         """The error the curve levels off at as x -> infinity (0 for a pure power law)."""
         return float(self._est().floor(self.params))
 
-    def band(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """Pointwise bootstrap percentile band (low, high) of the curve at ``x``."""
+    def band(self, x, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise bootstrap percentile band (low, high) of the curve at ``x``: where the
+        curve itself may lie, not where a new measurement may (that is `interval`)."""
         x = np.asarray(x, dtype=float)
-        _warn_if_far(self.form, x, self.x_range)
+        if warn:
+            warn_if_far(self, x)
         if not self.boot_params:
             nan = np.full(x.shape, np.nan)
             return nan, nan.copy()
@@ -96,6 +110,63 @@ class CurveFit:
         curves = np.stack([est.curve(p, x) for p in self.boot_params])
         lo_pct, hi_pct = percentiles(self.ci)
         return np.percentile(curves, lo_pct, axis=0), np.percentile(curves, hi_pct, axis=0)
+
+    def noise_log(self) -> float:
+        """The residuals' scale in log units with the degrees of freedom the fit used up,
+        sigma = sqrt(sum r_i**2 / (n - p)) (p parameters; n - p at least 1)."""
+        r = np.asarray(self.residuals_log, dtype=float)
+        if r.size == 0:
+            return math.nan
+        return float(np.sqrt(np.sum(r**2) / max(r.size - self._est().n_params, 1)))
+
+    def interval(self, x, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive interval (low, high) at ``x`` for a NEW observation, covering it with
+        probability ``level``; (nan, nan) without a bootstrap. No warning (callers warn once).
+
+        In log space a new observation is log y = log f(x) + (error of the curve) + (noise).
+        The curve's error is drawn from the bootstrap refits, log f_b(x); the noise from the
+        fit's own residuals, e_i = -r_i * sqrt(n / (n - p)) (r = log pred - log obs; the factor
+        undoes the shrinking of residuals by the p fitted parameters), so a skewed or
+        heavy-tailed scatter keeps its shape. Beyond the fitted range the noise is widened to
+
+            s(x) = sqrt(sigma**2 + c_t**2 d(x)),   c_t = c * t_nu(q) / z(q),  q = (1 + level) / 2,
+
+        (sigma: `noise_log`; d: `extrapolation_distance`; c and nu: ``extrapolation_log`` and
+        ``extrapolation_dof``, see `analysis.select.extrapolation_growth`), because resampling
+        the fitted points cannot show a true curve that bends away from the form past them,
+        while held-out errors do; c is measured on only nu horizons, so the Student-t quantile
+        t_nu(q) replaces the normal one z(q) for that part. The interval is the (1 -+ level)/2
+        percentiles of every pair log f_b(x) + s(x) / sigma * e_i (B refits x n residuals; no
+        random draws). Checked on the published curves by benchmarks/coverage.py.
+        """
+        x = np.asarray(x, dtype=float)
+        check_level(level)
+        r = np.asarray(self.residuals_log, dtype=float)
+        if not self.boot_params or r.size == 0:
+            nan = np.full(x.shape, np.nan)
+            return nan, nan.copy()
+        from scipy.special import ndtri, stdtrit
+
+        est = self._est()
+        with np.errstate(all="ignore"):
+            log_curves = np.log(np.stack([est.curve(p, x.ravel()) for p in self.boot_params]))   # (B, m)
+        sigma = self.noise_log()
+        if sigma > 0:
+            shape = -r / float(np.sqrt(np.mean(r**2)))   # the residuals' shape, scaled to unit RMS
+        else:   # exact data: no scatter to take a shape from; standard normal scores instead
+            shape = _normal_scores(r.size)
+        c = self.extrapolation_log if math.isfinite(self.extrapolation_log) else 0.0
+        if c > 0 and self.extrapolation_dof >= 1:
+            q = (1.0 + level) / 2.0
+            c *= float(stdtrit(self.extrapolation_dof, q) / ndtri(q))
+        scale = np.sqrt(sigma**2 + c**2 * extrapolation_distance(x.ravel(), self.x_range))         # (m,)
+        samples = log_curves[:, :, None] + scale[None, :, None] * shape[None, None, :]          # (B, m, n)
+        samples = np.moveaxis(samples, 1, 0).reshape(x.size, -1)
+        lo_pct, hi_pct = percentiles(level)
+        with np.errstate(all="ignore"):
+            low = np.exp(np.nanpercentile(samples, lo_pct, axis=1))
+            high = np.exp(np.nanpercentile(samples, hi_pct, axis=1))
+        return low.reshape(x.shape), high.reshape(x.shape)
 
     def boot_curves(self) -> list["CurveFit"]:
         """Each bootstrap refit as a CurveFit without intervals (for inverse predictions)."""
@@ -188,6 +259,30 @@ def validate(x, y, min_points: int = MIN_POINTS) -> tuple[np.ndarray, np.ndarray
     return xa[order], ya[order]
 
 
+def check_level(level: float) -> None:
+    """A predictive interval's coverage must lie strictly between 0 and 1."""
+    if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
+        raise ValueError(f"--level must lie strictly between 0 and 1, got {level}")
+
+
+def extrapolation_distance(x: np.ndarray, x_range: tuple[float, float]) -> np.ndarray:
+    """How far x lies outside the fitted range, in units of the range's log span L:
+    d = max(0, log(x / x_hi), log(x_lo / x)) / L, L = log(x_hi / x_lo); 0 inside the range."""
+    lo, hi = x_range
+    span = math.log(hi / lo)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_x = np.log(np.asarray(x, dtype=float))
+    out = np.maximum(0.0, np.maximum(log_x - math.log(hi), math.log(lo) - log_x))
+    return out / span if span > 0 else np.where(out > 0, np.inf, 0.0)
+
+
+def _normal_scores(n: int) -> np.ndarray:
+    """n evenly spaced standard normal quantiles, Phi^-1((i + 1/2) / n)."""
+    from scipy.special import ndtri
+
+    return ndtri((np.arange(n) + 0.5) / n)
+
+
 def check_settings(loss: str, f_scale: float, n_boot: int, ci: float) -> None:
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -228,14 +323,17 @@ def rmse_log(pred: np.ndarray, obs: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.log(pred) - np.log(obs)) ** 2)))
 
 
-def _warn_if_far(form: str, x: np.ndarray, x_range: tuple[float, float]) -> None:
-    lo, hi = x_range
+def warn_if_far(fit: CurveFit, x, name: str | None = None) -> None:
+    """One warning when any of ``x`` lies more than EXTRAPOLATION_WARN_FACTOR outside the fitted
+    range, naming the farthest (and the curve, ``name``); callers with many predictions of one
+    curve call it once."""
+    x = np.asarray(x, dtype=float)
+    lo, hi = fit.x_range
     far = (x > hi * EXTRAPOLATION_WARN_FACTOR) | (x < lo / EXTRAPOLATION_WARN_FACTOR)
     if np.any(far):
-        log.warning(
-            "extrapolating %s fit more than %gx beyond the fitted range [%g, %g] (to x = %g)",
-            form, EXTRAPOLATION_WARN_FACTOR, lo, hi, float(x[far].flat[np.argmax(np.abs(np.log(x[far])))]),
-        )
+        worst = float(x[far].flat[np.argmax(extrapolation_distance(x[far], fit.x_range))])
+        log.warning("extrapolating %s fit%s more than %gx beyond the fitted range [%g, %g] (to x = %g)",
+                    fit.form, f" of {name}" if name is not None else "", EXTRAPOLATION_WARN_FACTOR, lo, hi, worst)
 
 
 def best_of_starts(residuals, starts: Sequence[np.ndarray], lower: np.ndarray, upper: np.ndarray,

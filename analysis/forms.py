@@ -19,9 +19,18 @@ log-log space).
 
 How each form is fitted (`CurveForm.fit`): x is centred on its geometric mean x0 (u = x / x0) so
 that the amplitude and the exponent are not tied together by a factor x0**beta, then the form's
-internal parameters theta are found by `analysis.fit.best_of_starts` over the form's starts, and
-mapped back to the public parameters in the table. Every public parameter gets a bootstrap
-percentile interval.
+internal parameters theta are found from every one of the form's starts at once by the batched
+Levenberg-Marquardt of `analysis.solve` (the lowest cost wins, the earlier start on ties), with
+the form's analytic Jacobian, and mapped back to the public parameters in the table. Every public
+parameter gets a bootstrap percentile interval; all bootstrap refits are one more batch, each
+started from the full-data optimum and from its own resample's regression start.
+
+``solver="scipy"`` fits one start at a time with scipy's least_squares instead (each bootstrap
+refit from the same two starts): the path before the batched solver, kept as the reference that
+benchmarks/fit_speed.py times and the tests compare against.
+
+Each form's ``_log_curve`` and ``_jac_log_curve`` take theta as one vector (p,) or as a batch
+(B, p): `_cols` turns each parameter into a column that broadcasts against the points.
 """
 
 from __future__ import annotations
@@ -29,9 +38,10 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
+from scipy.special import expit
 
 from analysis.fit import (
     SOFT_L1_SCALE_LOG,
@@ -44,17 +54,23 @@ from analysis.fit import (
     resample_y,
     validate,
 )
+from analysis.solve import solve
 
 # Exponent bounds: error does not grow with data and nothing in the paper falls faster than m**-3.
 BETA_MIN, BETA_MAX = -3.0, 0.0
 # A floor must stay strictly below the smallest observed error, or log(eps - floor) is undefined.
 FLOOR_MAX_FRACTION = 0.999
 FLOOR_START_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9)
+SOLVERS = ("lm", "scipy")
 
 
 @dataclass(frozen=True)
 class Frame:
-    """What a form needs to know about the data to set bounds and starts."""
+    """What a form needs to know about the data to set bounds and starts.
+
+    ``log_u`` and ``y`` are (n,) for one fit, or (B, n) for a batch of bootstrap resamples that
+    share the centre ``log_x0``; then ``y_max`` is a (B, 1) column (M4 scales eps_0 by it).
+    """
 
     log_x0: float      # centre: mean of log x
     log_u: np.ndarray  # log(x / x0)
@@ -65,8 +81,8 @@ class Frame:
         return float(self.y.min())
 
     @property
-    def y_max(self) -> float:
-        return float(self.y.max())
+    def y_max(self):
+        return float(self.y.max()) if self.y.ndim == 1 else self.y.max(axis=-1, keepdims=True)
 
     @property
     def floor_max(self) -> float:
@@ -79,6 +95,21 @@ def _frame(x: np.ndarray, y: np.ndarray) -> Frame:
     return Frame(log_x0, log_x - log_x0, y)
 
 
+def _cols(theta: np.ndarray) -> list[np.ndarray]:
+    """Each internal parameter as a column, shape (1,) for one theta (p,) and (B, 1) for a
+    batch (B, p), so that formulas broadcast against the points either way."""
+    theta = np.asarray(theta, dtype=float)
+    return [theta[..., i, None] for i in range(theta.shape[-1])]
+
+
+def _stack(*columns) -> np.ndarray:
+    """Jacobian columns (each broadcastable to the points' shape) as (..., n, p)."""
+    out = np.empty(np.broadcast_shapes(*(np.shape(c) for c in columns)) + (len(columns),))
+    for i, c in enumerate(columns):
+        out[..., i] = c
+    return out
+
+
 def line_fit(log_x: np.ndarray, log_y: np.ndarray) -> tuple[float, float]:
     """(intercept, slope) of ordinary least squares log_y = a + b * log_x."""
     dx = log_x - log_x.mean()
@@ -89,31 +120,37 @@ def line_fit(log_x: np.ndarray, log_y: np.ndarray) -> tuple[float, float]:
 
 class CurveForm(ABC):
     """Base of every family. Subclasses set ``name``, ``param_names``, ``exponent`` and
-    implement the five hooks below; `fit` is the same for all.
+    implement the hooks below; `fit` is the same for all.
 
     Settings: ``loss`` (soft_l1 | huber | linear) and ``f_scale`` (its scale in log units),
-    ``n_boot`` bootstrap refits, ``seed`` of the bootstrap, ``ci`` coverage of the intervals.
+    ``n_boot`` bootstrap refits, ``seed`` of the bootstrap, ``ci`` coverage of the intervals,
+    ``solver`` (lm: batched, the default; scipy: the reference path, see the module docstring).
     """
 
     name: str = ""
     param_names: tuple[str, ...] = ()
     exponent: str = "beta_g"
     default_loss: str = "soft_l1"
-    # Optimiser limits per start (see analysis.fit.best_of_starts); None is scipy's default.
+    # Optimiser limits per start (see analysis.fit.best_of_starts); None is scipy's default
+    # (100 evaluations per parameter), which the batched solver uses as its iteration cap too.
     max_nfev: int | None = None
     tol: float = 1e-8
 
     def __init__(self, loss: str | None = None, f_scale: float = SOFT_L1_SCALE_LOG, n_boot: int = 200,
-                 seed: int = 0, ci: float = 0.95):
+                 seed: int = 0, ci: float = 0.95, solver: str = "lm"):
         self.loss = loss or self.default_loss
         self.f_scale = f_scale
         self.n_boot = n_boot
         self.seed = seed
         self.ci = ci
+        self.solver = solver
         check_settings(self.loss, f_scale, n_boot, ci)
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(loss={self.loss!r}, n_boot={self.n_boot}, seed={self.seed}, ci={self.ci})"
+        return (f"{type(self).__name__}(loss={self.loss!r}, n_boot={self.n_boot}, seed={self.seed}, ci={self.ci}, "
+                f"solver={self.solver!r})")
 
     @property
     def n_params(self) -> int:
@@ -138,17 +175,18 @@ class CurveForm(ABC):
     def _log_curve(self, theta: np.ndarray, fr: Frame) -> np.ndarray:
         """log f(u; theta) at the frame's points (internal parameters, centred x)."""
 
-    def _jac_log_curve(self, theta: np.ndarray, fr: Frame) -> np.ndarray | None:
-        """d log f / d theta (n_points x n_theta), or None to let scipy use finite differences."""
-        return None
+    @abstractmethod
+    def _jac_log_curve(self, theta: np.ndarray, fr: Frame) -> np.ndarray:
+        """d log f / d theta, shape (..., n_points, n_theta)."""
 
     @abstractmethod
     def _bounds(self, fr: Frame) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) box bounds on theta for this frame's data."""
 
     @abstractmethod
-    def _starts(self, fr: Frame) -> list[np.ndarray]:
-        """Starting thetas, the log-log regression start first (the bootstrap reuses it)."""
+    def _starts(self, fr: Frame) -> Iterator[np.ndarray]:
+        """Starting thetas, the log-log regression start first (the bootstrap reuses it); a
+        generator, so that the bootstrap's 200 resamples compute only that first one."""
 
     @abstractmethod
     def _public(self, theta: np.ndarray, fr: Frame) -> dict[str, float]:
@@ -171,13 +209,40 @@ class CurveForm(ABC):
             y_seeds = [np.asarray(y_seeds[i], dtype=float) for i in order]
         theta = self._fit_theta(xa, ya)
         params = self._public(theta, _frame(xa, ya))
-        boot = self._bootstrap(xa, ya, y_seeds, params)
+        if self.solver == "scipy":
+            boot = self._bootstrap(xa, ya, y_seeds, params)
+        else:
+            boot = self._bootstrap_batch(xa, ya, y_seeds, params)
         return self._make_fit(params, boot, xa, ya)
+
+    @property
+    def _max_iter(self) -> int:
+        return self.max_nfev or 100 * self.n_params
+
+    def _model(self, fr: Frame):
+        """(g, dg/dtheta) as the batched solver calls it: theta (k, p) for problems ``rows``."""
+        if fr.log_u.ndim == 1:
+            return lambda th, rows: self._log_curve_and_jac(th, fr)
+        return lambda th, rows: self._log_curve_and_jac(th, Frame(fr.log_x0, fr.log_u[rows], fr.y[rows]))
+
+    def _log_curve_and_jac(self, theta: np.ndarray, fr: Frame) -> tuple[np.ndarray, np.ndarray]:
+        """Both at once; forms whose two share work override this."""
+        return self._log_curve(theta, fr), self._jac_log_curve(theta, fr)
 
     def _fit_theta(self, x: np.ndarray, y: np.ndarray, warm: dict[str, float] | None = None) -> np.ndarray:
         fr = _frame(x, y)
         log_y = np.log(y)
         lower, upper = self._bounds(fr)
+        if warm is None:
+            starts = list(self._starts(fr))
+        else:
+            # A bootstrap refit: the full-data optimum and the plain regression start, not the
+            # whole grid (200 refits x every start would take seconds per form).
+            starts = [self._internal(warm, fr), next(self._starts(fr))]
+        if self.solver == "lm":
+            theta, cost = solve(self._model(fr), log_y, np.stack(starts), lower, upper, self.loss, self.f_scale,
+                                self.tol, self._max_iter)
+            return theta[int(np.argmin(cost))]   # argmin: the earliest start wins ties
 
         def residuals(theta: np.ndarray) -> np.ndarray:
             with np.errstate(all="ignore"):
@@ -186,22 +251,16 @@ class CurveForm(ABC):
             # steers the optimiser back instead of stopping it.
             return np.where(np.isfinite(r), r, 1e3)
 
-        jac = "2-point"
-        if self._jac_log_curve(self._starts(fr)[0], fr) is not None:
-            def jac(theta: np.ndarray) -> np.ndarray:
-                with np.errstate(all="ignore"):
-                    j = self._jac_log_curve(theta, fr)
-                return np.where(np.isfinite(j), j, 0.0)
+        def jac(theta: np.ndarray) -> np.ndarray:
+            with np.errstate(all="ignore"):
+                j = self._jac_log_curve(theta, fr)
+            return np.where(np.isfinite(j), j, 0.0)
 
-        starts = self._starts(fr)
-        if warm is not None:
-            # A bootstrap refit: the full-data optimum and the plain regression start, not the
-            # whole grid (200 refits x every start would take seconds per form).
-            starts = [self._internal(warm, fr), starts[0]]
         return best_of_starts(residuals, starts, lower, upper, self.loss, self.f_scale, jac=jac, max_nfev=self.max_nfev,
                               tol=self.tol)
 
     def _bootstrap(self, x: np.ndarray, y: np.ndarray, y_seeds, params: dict[str, float]) -> list[dict[str, float]]:
+        """One refit at a time (the scipy path)."""
         rng = np.random.default_rng(self.seed + 1)
         out = []
         for idx in bootstrap_indices(x.size, self.n_boot, self.seed, self.min_points):
@@ -212,6 +271,35 @@ class CurveForm(ABC):
                 continue
             out.append(self._public(theta, _frame(xb, yb)))
         return out
+
+    def _bootstrap_batch(self, x: np.ndarray, y: np.ndarray, y_seeds,
+                         params: dict[str, float]) -> list[dict[str, float]]:
+        """Every refit in one batch: the same resamples, starts and bounds as `_bootstrap`.
+
+        Each resample keeps the full data's centre x0 (rather than its own), so that all of them
+        share one set of formulas; centring only reparameterises the curve, so the public
+        parameters of an optimum do not depend on it. Problem b is resample b from the warm
+        start, problem B + b the same resample from its regression start; the lower cost wins.
+        """
+        rng = np.random.default_rng(self.seed + 1)
+        idx = bootstrap_indices(x.size, self.n_boot, self.seed, self.min_points)
+        if not idx:
+            return []
+        full = _frame(x, y)
+        ys = np.stack([resample_y(y, i, y_seeds, rng) for i in idx])          # (B, n)
+        log_u = full.log_u[np.stack(idx)]                                      # (B, n)
+        frames = [Frame(full.log_x0, lu, yb) for lu, yb in zip(log_u, ys)]
+        bounds = [self._bounds(f) for f in frames]
+        lower = np.stack([b[0] for b in bounds])
+        upper = np.stack([b[1] for b in bounds])
+        theta0 = np.concatenate([np.stack([self._internal(params, f) for f in frames]),
+                                 np.stack([next(self._starts(f)) for f in frames])])
+        batch = Frame(full.log_x0, np.concatenate([log_u, log_u]), np.concatenate([ys, ys]))
+        theta, cost = solve(self._model(batch), np.log(batch.y), theta0, np.concatenate([lower, lower]),
+                            np.concatenate([upper, upper]), self.loss, self.f_scale, self.tol, self._max_iter)
+        n = len(idx)
+        pick = np.where(cost[n:] < cost[:n], np.arange(n) + n, np.arange(n))   # warm start wins ties
+        return [self._public(theta[k], f) for k, f in zip(pick, frames)]
 
     def _make_fit(self, params, boot, x, y) -> CurveFit:
         lo_pct, hi_pct = percentiles(self.ci)
@@ -226,7 +314,8 @@ class CurveForm(ABC):
             resid = np.log(self.curve(params, x)) - np.log(y)
         return CurveFit(form=self.name, params=params, intervals=intervals, x_range=(float(x[0]), float(x[-1])),
                         n_points=int(x.size), rmse_log=float(np.sqrt(np.mean(resid**2))), n_boot=len(boot),
-                        ci=self.ci, boot_params=tuple(boot), estimator=self)
+                        ci=self.ci, boot_params=tuple(boot), estimator=self,
+                        residuals_log=tuple(float(v) for v in resid))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +326,8 @@ class CurveForm(ABC):
 class M1(CurveForm):
     """eps = alpha * m**beta_g, beta_g in [-3, 0].
 
-    Internal theta = (log A, beta_g) with A = alpha * x0**beta_g: log eps = log A + beta_g log u.
+    Internal theta = (log A, beta_g) with A = alpha * x0**beta_g: log eps = log A + beta_g log u,
+    so d log eps / d theta = (1, log u).
     """
 
     name = "m1"
@@ -248,7 +338,12 @@ class M1(CurveForm):
         return params[self.param_names[0]] * np.power(x, params[self.param_names[1]])
 
     def _log_curve(self, theta, fr):
-        return theta[0] + theta[1] * fr.log_u
+        log_a, beta = _cols(theta)
+        return log_a + beta * fr.log_u
+
+    def _jac_log_curve(self, theta, fr):
+        log_a, _ = _cols(theta)
+        return _stack(np.ones_like(log_a), fr.log_u + 0.0 * log_a)
 
     def _bounds(self, fr):
         lo, hi = self.bounds_exponent
@@ -256,7 +351,7 @@ class M1(CurveForm):
 
     def _starts(self, fr):
         a, b = line_fit(fr.log_u, np.log(fr.y))
-        return [np.array([a, b])]
+        yield np.array([a, b])
 
     def _public(self, theta, fr):
         log_x0 = fr.log_x0
@@ -287,6 +382,11 @@ class PowerLaw(M1):
         fr = _frame(x, y)
         return np.array(line_fit(fr.log_u, np.log(y)))
 
+    def _bootstrap_batch(self, x, y, y_seeds, params):
+        if self.loss != "linear":
+            return super()._bootstrap_batch(x, y, y_seeds, params)
+        return self._bootstrap(x, y, y_seeds, params)   # closed-form refits: nothing to batch
+
 
 # ---------------------------------------------------------------------------------------------
 # M2: power law plus constant (the paper's form)
@@ -299,6 +399,7 @@ class M2(CurveForm):
     gamma is the irreducible error the curve levels off at. Internal theta = (log A, beta_g,
     gamma), A = alpha * x0**beta_g. Starts: the line log(eps - gamma0) = log A + beta_g log u for
     gamma0 in {0, .25, .5, .75, .9} x min(eps) (gamma0 = 0 is the log-log regression).
+    With p = A u**beta_g and eps = p + gamma: d log eps / d theta = (p, p log u, 1) / eps.
     """
 
     name = "m2"
@@ -311,18 +412,26 @@ class M2(CurveForm):
         return params["gamma"]
 
     def _log_curve(self, theta, fr):
-        return np.log(np.exp(theta[0] + theta[1] * fr.log_u) + theta[2])
+        log_a, beta, gamma = _cols(theta)
+        return np.log(np.exp(log_a + beta * fr.log_u) + gamma)
+
+    def _jac_log_curve(self, theta, fr):
+        return self._log_curve_and_jac(theta, fr)[1]
+
+    def _log_curve_and_jac(self, theta, fr):
+        log_a, beta, gamma = _cols(theta)
+        p = np.exp(log_a + beta * fr.log_u)
+        eps = p + gamma
+        return np.log(eps), _stack(p / eps, p * fr.log_u / eps, 1.0 / eps)
 
     def _bounds(self, fr):
         return np.array([-np.inf, BETA_MIN, 0.0]), np.array([np.inf, BETA_MAX, fr.floor_max])
 
     def _starts(self, fr):
-        starts = []
         for frac in FLOOR_START_FRACTIONS:
             g0 = min(frac * fr.y_min, fr.floor_max)
             a, b = line_fit(fr.log_u, np.log(fr.y - g0))
-            starts.append(np.array([a, float(np.clip(b, BETA_MIN, -1e-3)), g0]))
-        return starts
+            yield np.array([a, float(np.clip(b, BETA_MIN, -1e-3)), g0])
 
     def _public(self, theta, fr):
         log_x0 = fr.log_x0
@@ -345,7 +454,8 @@ class M3(CurveForm):
     Alabdulmohsin et al.'s M3, eps = beta * (x**-1 + gamma)**c, with beta = alpha, c = -beta_g,
     gamma = 1/m_sat. A power law for m << m_sat that levels off at alpha * m_sat**beta_g.
     Internal theta = (log A, beta_g, log s), A = alpha * x0**beta_g, s = x0 / m_sat:
-    log eps = log A - beta_g * log(1/u + s).
+    log eps = log A - beta_g * L with L = log(1/u + s), so d log eps / d theta =
+    (1, -L, -beta_g * s / (1/u + s)) and s / (1/u + s) = expit(log s + log u).
     """
 
     name = "m3"
@@ -359,7 +469,12 @@ class M3(CurveForm):
         return params["alpha"] * params["m_sat"] ** params["beta_g"]
 
     def _log_curve(self, theta, fr):
-        return theta[0] - theta[1] * np.logaddexp(-fr.log_u, theta[2])
+        log_a, beta, log_s = _cols(theta)
+        return log_a - beta * np.logaddexp(-fr.log_u, log_s)
+
+    def _jac_log_curve(self, theta, fr):
+        log_a, beta, log_s = _cols(theta)
+        return _stack(np.ones_like(log_a), -np.logaddexp(-fr.log_u, log_s), -beta * expit(log_s + fr.log_u))
 
     def _bounds(self, fr):
         return (np.array([-np.inf, BETA_MIN, self.LOG_S_BOUNDS[0]]),
@@ -369,7 +484,8 @@ class M3(CurveForm):
         a, b = line_fit(fr.log_u, np.log(fr.y))
         b = float(np.clip(b, BETA_MIN, -1e-3))
         # m_sat far beyond the data (the pure power law), at the largest x, at the centre.
-        return [np.array([a, b, log_s]) for log_s in (-10.0, -float(fr.log_u.max()), 0.0)]
+        for log_s in (-10.0, -float(fr.log_u.max()), 0.0):
+            yield np.array([a, b, log_s])
 
     def _public(self, theta, fr):
         log_x0 = fr.log_x0
@@ -392,10 +508,12 @@ M4_HEADROOM_BOUNDS = (1e-3, 100.0)
 # Newton steps for M4's implicit equation; from the start used below they converge to 1e-12
 # (relative) within 18 steps for every shape in bounds and k in [e**-40, e**40].
 M4_NEWTON_STEPS = 20
+M4_NEWTON_TOL = 1e-13
 
 
-def m4_excess_fraction(log_k: np.ndarray, shape: float) -> np.ndarray:
-    """log t for t in (0, 1) solving t = k * (1 - t)**shape (shape > 0), vectorised.
+def m4_excess_fraction(log_k: np.ndarray, shape) -> np.ndarray:
+    """log t for t in (0, 1) solving t = k * (1 - t)**shape (shape > 0), vectorised (shape may
+    be an array that broadcasts against log_k).
 
     With b = eps_0 - gamma and f = alpha * m**beta_g, M4 says w = f * (b - w)**shape for the excess
     w = eps - gamma; t = w / b gives t = k (1 - t)**shape with k = f * b**(shape - 1). The left
@@ -415,7 +533,11 @@ def m4_excess_fraction(log_k: np.ndarray, shape: float) -> np.ndarray:
     for _ in range(M4_NEWTON_STEPS):
         e = np.exp(s)
         h = s - a * np.log1p(-e) - lk
-        s = s - h / (1.0 + a * e / (1.0 - e))
+        step = h / (1.0 + a * e / (1.0 - e))
+        s = s - step
+        # Quadratic convergence: once every step is this small, the next would change nothing.
+        if not np.any(np.abs(step) > M4_NEWTON_TOL * (1.0 + np.abs(s))):
+            break
     return np.where(mirror, np.log1p(-np.exp(s)), s)
 
 
@@ -447,40 +569,43 @@ class M4(CurveForm):
     def floor(self, params):
         return params["gamma"]
 
+    def _excess(self, theta, fr):
+        """(log t, b, gamma, shape, log h) of the curve at the frame's points."""
+        log_a, beta, gamma, log_h, shape = _cols(theta)
+        b = fr.y_max * (1.0 + np.exp(log_h)) - gamma      # eps_0 - gamma
+        log_t = m4_excess_fraction(log_a + beta * fr.log_u + (shape - 1.0) * np.log(b), shape)
+        return log_t, b, gamma, shape, log_h
+
     def _log_curve(self, theta, fr):
-        log_a, beta, gamma, log_h, shape = theta
-        eps_0 = fr.y_max * (1.0 + math.exp(log_h))
-        b = eps_0 - gamma
-        log_t = m4_excess_fraction(log_a + beta * fr.log_u + (shape - 1.0) * math.log(b), shape)
+        log_t, b, gamma, _, _ = self._excess(theta, fr)
         return np.log(gamma + b * np.exp(log_t))
 
     def _jac_log_curve(self, theta, fr):
+        return self._log_curve_and_jac(theta, fr)[1]
+
+    def _log_curve_and_jac(self, theta, fr):
         """Implicit differentiation of F(w) = log w - log f - shape * log(b - w) = 0, w = eps - gamma:
         dw/dp = -(dF/dp) / (dF/dw) with dF/dw = 1/w + shape/(b - w); then d log eps = dw / eps
         (plus d gamma / eps for gamma itself)."""
-        log_a, beta, gamma, log_h, shape = theta
-        eps_0 = fr.y_max * (1.0 + math.exp(log_h))
-        b = eps_0 - gamma
-        log_t = m4_excess_fraction(log_a + beta * fr.log_u + (shape - 1.0) * math.log(b), shape)
+        log_t, b, gamma, shape, log_h = self._excess(theta, fr)
         w = b * np.exp(log_t)
         rest = -b * np.expm1(log_t)          # b - w, accurate when t is near 1
         eps = gamma + w
         d_w = 1.0 / w + shape / rest
         dw_db = (shape / rest) / d_w
-        return np.column_stack((
+        return np.log(eps), _stack(
             (1.0 / d_w) / eps,                              # log A
             (fr.log_u / d_w) / eps,                         # beta_g
             (1.0 - dw_db) / eps,                            # gamma (b = eps_0 - gamma)
-            dw_db * fr.y_max * math.exp(log_h) / eps,       # log h (eps_0 = y_max (1 + e^h))
+            dw_db * fr.y_max * np.exp(log_h) / eps,         # log h (eps_0 = y_max (1 + e^h))
             (np.log(rest) / d_w) / eps,                     # shape
-        ))
+        )
 
     def _bounds(self, fr):
         return (np.array([-np.inf, BETA_MIN, 0.0, math.log(M4_HEADROOM_BOUNDS[0]), M4_SHAPE_BOUNDS[0]]),
                 np.array([np.inf, BETA_MAX, fr.floor_max, math.log(M4_HEADROOM_BOUNDS[1]), M4_SHAPE_BOUNDS[1]]))
 
     def _starts(self, fr):
-        starts = []
         # The paper's linearisation: log((eps - gamma) / (eps_0 - eps)**shape) = log A + beta_g log u.
         for g_frac in (0.0, 0.5):
             for h in (0.1, 1.0):
@@ -488,8 +613,7 @@ class M4(CurveForm):
                     gamma = g_frac * fr.y_min
                     eps_0 = fr.y_max * (1.0 + h)
                     a, b = line_fit(fr.log_u, np.log(fr.y - gamma) - shape * np.log(eps_0 - fr.y))
-                    starts.append(np.array([a, float(np.clip(b, BETA_MIN, -1e-3)), gamma, math.log(h), shape]))
-        return starts
+                    yield np.array([a, float(np.clip(b, BETA_MIN, -1e-3)), gamma, math.log(h), shape])
 
     def _public(self, theta, fr):
         log_a, beta, gamma, log_h, shape = (float(v) for v in theta)
@@ -501,7 +625,6 @@ class M4(CurveForm):
         h = float(np.clip(params["eps_0"] / fr.y_max - 1.0, *M4_HEADROOM_BOUNDS))
         return np.array([math.log(params["alpha"]) + b * fr.log_x0, b, min(params["gamma"], fr.floor_max),
                          math.log(h), float(np.clip(params["shape"], *M4_SHAPE_BOUNDS))])
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,7 +642,10 @@ class BNSL(CurveForm):
     f1 = smooth. Slope beta_0 before the break, beta_g after it (both in [-3, 0], beta_g <= beta_0:
     the break steepens the curve, e.g. leaving the small-data region); gamma is the floor.
     m_break lies inside the fitted x range: a break outside the data cannot be identified.
-    Internal theta = (log A, c0, c1, gamma, log(m_break / x0), log smooth), A = alpha * x0**-c0.
+    Internal theta = (log A, c0, c1, gamma, log d, log f) with A = alpha * x0**-c0, d = m_break / x0,
+    f = smooth. With z = (log u - log d) / f, S = log(1 + e**z), P = log A - c0 log u - c1 f S and
+    eps = gamma + e**P, q = e**P / eps: d log eps / d theta =
+    (q, -q log u, -q f S, 1/eps, q c1 expit(z), -q c1 f (S - z expit(z))).
     """
 
     name = "bnsl"
@@ -539,11 +665,27 @@ class BNSL(CurveForm):
     def floor(self, params):
         return params["gamma"]
 
+    def _parts(self, theta, fr):
+        log_a, c0, c1, gamma, log_d, log_f = _cols(theta)
+        f = np.exp(log_f)
+        z = (fr.log_u - log_d) / f
+        s = np.logaddexp(0.0, z)
+        power = np.exp(log_a - c0 * fr.log_u - c1 * f * s)
+        return power, gamma, c1, f, z, s
+
     def _log_curve(self, theta, fr):
-        log_a, c0, c1, gamma, log_d, log_f = theta
-        f = math.exp(log_f)
-        log_power = log_a - c0 * fr.log_u - c1 * f * np.logaddexp(0.0, (fr.log_u - log_d) / f)
-        return np.log(np.exp(log_power) + gamma)
+        power, gamma, *_ = self._parts(theta, fr)
+        return np.log(power + gamma)
+
+    def _jac_log_curve(self, theta, fr):
+        return self._log_curve_and_jac(theta, fr)[1]
+
+    def _log_curve_and_jac(self, theta, fr):
+        power, gamma, c1, f, z, s = self._parts(theta, fr)
+        eps = power + gamma
+        q = power / eps
+        sig = expit(z)
+        return np.log(eps), _stack(q, -q * fr.log_u, -q * f * s, 1.0 / eps, q * c1 * sig, -q * c1 * f * (s - z * sig))
 
     def _bounds(self, fr):
         lo_u, hi_u = float(fr.log_u.min()), float(fr.log_u.max())
@@ -552,7 +694,6 @@ class BNSL(CurveForm):
                 np.array([np.inf, -BETA_MIN, -BETA_MIN, fr.floor_max, hi_u, hi_f]))
 
     def _starts(self, fr):
-        starts = []
         log_y = np.log(fr.y)
         _, slope_all = line_fit(fr.log_u, log_y)
         for q in (0.5, 0.25, 0.75):
@@ -569,8 +710,7 @@ class BNSL(CurveForm):
                     i = int(np.argmin(np.abs(fr.log_u)))
                     corr = -c1 * smooth * float(np.logaddexp(0.0, (fr.log_u[i] - log_d) / smooth)) - c0 * fr.log_u[i]
                     log_a = float(np.log(max(fr.y[i] - gamma, 1e-12 * fr.y[i]))) - corr
-                    starts.append(np.array([log_a, c0, c1, gamma, log_d, math.log(smooth)]))
-        return starts
+                    yield np.array([log_a, c0, c1, gamma, log_d, math.log(smooth)])
 
     def _public(self, theta, fr):
         log_x0 = fr.log_x0

@@ -1,5 +1,9 @@
 """Planning with fitted curves: error at a size, data for a target error, and what that costs.
 
+The error at a size comes with a predictive interval for a new measurement there, at coverage
+``level`` (default 90%; `analysis.fit.CurveFit.interval`): where the next run's error will fall,
+not only where the fitted curve may lie.
+
 Every learning-curve form in `analysis.forms` falls monotonically from its start toward its
 floor, so "data for error E" is the unique m with f(m) = E, found by root finding in log m; it
 does not exist when E is at or below the floor ("unreachable"). Intervals come from the
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-from analysis.fit import CurveFit, rank_interval
+from analysis.fit import DEFAULT_LEVEL, CurveFit, check_level, rank_interval, warn_if_far
 
 # Root search bracket for m, in natural-log units around the fitted range.
 LOG_M_BELOW = 30.0
@@ -29,7 +33,7 @@ LOG_M_ABOVE = 120.0
 
 @dataclass(frozen=True)
 class Estimate:
-    """A value with its bootstrap interval (low, high); the ends are nan without a bootstrap."""
+    """A value with its interval (low, high); the ends are nan without a bootstrap."""
 
     value: float
     low: float
@@ -65,11 +69,23 @@ def _num(v):
     return v if math.isfinite(v) else "inf"
 
 
-def predict_error(fit: CurveFit, m: float) -> Estimate:
-    """f(m) with the pointwise bootstrap band at m."""
-    x = np.array([float(m)])
-    lo, hi = fit.band(x)
-    return Estimate(float(fit.predict(x)[0]), float(lo[0]), float(hi[0]))
+def predict_errors(fit: CurveFit, sizes, level: float = DEFAULT_LEVEL, name: str | None = None) -> list[Estimate]:
+    """f(m) at every size with the ``level`` predictive interval for a new measurement there;
+    one warning for the whole curve (called ``name`` in it) when some size lies far outside the
+    fitted range."""
+    check_level(level)
+    x = np.asarray([float(m) for m in sizes], dtype=float)
+    if x.size == 0:
+        return []
+    warn_if_far(fit, x, name)
+    value = fit.predict(x, warn=False)
+    lo, hi = fit.interval(x, level)
+    return [Estimate(float(v), float(a), float(b)) for v, a, b in zip(value, lo, hi)]
+
+
+def predict_error(fit: CurveFit, m: float, level: float = DEFAULT_LEVEL) -> Estimate:
+    """f(m) with the ``level`` predictive interval at m (see `predict_errors`)."""
+    return predict_errors(fit, [m], level)[0]
 
 
 def _invert(fit: CurveFit, target: float) -> float | None:
@@ -113,9 +129,10 @@ def data_for_error(fit: CurveFit, target: float) -> DataPlan:
 def power_at(fit: CurveFit, m: float, m_low: float | None = None, m_high: float | None = None) -> Estimate:
     """A power-law fit (model size, wall time, units processed; increasing in m) at m, its interval
     from the fit's band at the ends of m's interval (both sources of uncertainty at once)."""
-    value = float(fit.predict(np.array([m]))[0])
+    # No extrapolation warnings here: the one per curve is for the predictions asked for.
+    value = float(fit.predict(np.array([m]), warn=False)[0])
     lo_m = m_low if m_low is not None and math.isfinite(m_low) else m
     hi_m = m_high if m_high is not None and math.isfinite(m_high) else m
-    lo = float(fit.band(np.array([lo_m]))[0][0])
-    hi = float(fit.band(np.array([hi_m]))[1][0]) if m_high is None or math.isfinite(m_high) else math.inf
+    lo = float(fit.band(np.array([lo_m]), warn=False)[0][0])
+    hi = float(fit.band(np.array([hi_m]), warn=False)[1][0]) if m_high is None or math.isfinite(m_high) else math.inf
     return Estimate(value, lo, hi)

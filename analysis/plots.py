@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.fit import CurveFit  # noqa: E402
+from analysis.regions import COMPUTE_LIMITED  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def plot_learning_curve(
     """Generalisation error against training set size, log-log, with the fitted curve.
 
     ``band`` is (x, low, high), drawn shaded. ``regions`` (`analysis.regions.Regions`) shades the
-    small-data and irreducible regions. ``in_fit`` marks the points the curve was fitted on
+    small-data and irreducible regions and marks compute-limited points apart (hollow triangles). ``in_fit`` marks the points the curve was fitted on
     (others hollow); the largest ``holdout`` of those are the held-out check (drawn as crosses).
     The curve is solid over the fitted range and dashed beyond it up to ``extend_to``. The floor
     and ``best_guess`` are dashed horizontal lines.
@@ -68,8 +69,14 @@ def plot_learning_curve(
         ax.plot(m[in_fit & ~held], eps[in_fit & ~held], "o", color="C0", label="measured (fitted)")
         if held.any():
             ax.plot(m[held], eps[held], "X", color="C4", markersize=9, label=f"held-out check ({holdout} largest)")
-        if (~in_fit).any():
-            ax.plot(m[~in_fit], eps[~in_fit], "o", mfc="none", color="C0", label="measured (not fitted)")
+        limited = np.zeros(m.shape, dtype=bool)
+        if regions is not None:
+            limited = np.array([lab == COMPUTE_LIMITED for lab in regions.labels], dtype=bool)
+        if (~in_fit & ~limited).any():
+            ax.plot(m[~in_fit & ~limited], eps[~in_fit & ~limited], "o", mfc="none", color="C0", label="measured (not fitted)")
+        if limited.any():   # an upper bound on the best-fit error: the marker points down
+            ax.plot(m[limited], eps[limited], "v", mfc="none", color="C3", markersize=8,
+                    label="compute-limited (upper bound" + (", fitted)" if (limited & in_fit).any() else ", not fitted)"))
         if fit is not None:
             lo_fit, hi_fit = fit.x_range
             inside = np.geomspace(lo_fit, hi_fit, CURVE_POINTS)
@@ -91,7 +98,7 @@ def plot_learning_curve(
         ax.set_xlabel("training set size m")
         ax.set_ylabel(metric_label)
         _finish(ax, title)
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -130,7 +137,7 @@ def plot_residuals(m, eps, fit: CurveFit, path, in_fit=None, holdout_fits: dict 
         ax.set_xlabel("training set size m")
         ax.set_ylabel("log(predicted) - log(measured)")
         _finish(ax, title)
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -152,7 +159,7 @@ def plot_model_size(m, n_params, fit: CurveFit | None, path, title: str = "") ->
         ax.set_xlabel("training set size m")
         ax.set_ylabel("parameters of best-fit model")
         _finish(ax, title)
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -180,7 +187,8 @@ def _finish(ax, title: str) -> None:
     ax.legend(fontsize="small")
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
+    """Lay out, write at DPI (folders made as needed), log, and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -7,10 +7,13 @@ them into the learning-curve points with the one best-fit rule the study itself 
 
 from __future__ import annotations
 
+import dataclasses
+
 import mlflow
 import numpy as np
 import pandas as pd
 
+from domains.protocol import TrainSettings
 from scal import keys
 from search import bestfit
 
@@ -91,6 +94,7 @@ def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
                 "n_trials": summary.seeds_given,
                 "wall_time_s": _median(f"metrics.{keys.M_WALL_TIME_S}", counted),
                 "epochs": _median(f"metrics.{keys.M_EPOCHS}", counted),
+                "cut_short": float(np.mean([_cut_short(r.ref) for r in counted])),
                 "trial_hash": bestfit.representative(summary).ref[f"tags.{keys.TRIAL_HASH}"],
                 "best_fit": best is not None and summary.config == best.config,
             })
@@ -112,6 +116,28 @@ def _records(sub: pd.DataFrame, size_cols: list[str]) -> list[bestfit.TrialRecor
             value=float(value) if pd.notna(value) else float("nan"),
             n_params=int(count) if pd.notna(count) else 0, ref=row))
     return out
+
+
+def _cut_short(row) -> bool:
+    """The trial was still at its best when its budget ran out: its best round is its last one
+    and it used all its steps (`TrainSettings.step_budget`, from the logged ``train.*`` params
+    and the subset's steps per pass, steps / epochs) or all its rounds. A trial that early
+    stopping ended is not cut short even when its error (not its loss) peaked last."""
+    metric = {k: pd.to_numeric(row.get(f"metrics.{k}"), errors="coerce")
+              for k in (keys.M_STEPS, keys.M_BEST_STEP, keys.M_EPOCHS, keys.M_ROUNDS)}
+    if any(pd.isna(v) for v in metric.values()) or metric[keys.M_EPOCHS] <= 0:
+        return False
+    fields = {f.name: f.type for f in dataclasses.fields(TrainSettings)}
+    given = {}
+    for name in fields:
+        v = pd.to_numeric(row.get(f"params.{keys.P_TRAIN_PREFIX}{name}"), errors="coerce")
+        if pd.notna(v):
+            given[name] = float(v) if fields[name] == "float" else int(v)
+    settings = TrainSettings(**given)
+    steps = metric[keys.M_STEPS]
+    budget = settings.step_budget(steps / metric[keys.M_EPOCHS])
+    out_of_budget = steps >= budget or metric[keys.M_ROUNDS] >= settings.max_rounds
+    return bool(metric[keys.M_BEST_STEP] >= steps and out_of_budget)
 
 
 def _median(col: str, counted) -> float:

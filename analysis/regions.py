@@ -1,15 +1,28 @@
-"""The three regions of a learning curve (Hestness et al. 2017, sec. 2), per point.
+"""The three regions of a learning curve (Hestness et al. 2017, sec. 2), per point, and the
+points that measure none of them (``compute-limited``).
 
 - ``small-data``: the model has learnt next to nothing; error within ``tol`` of the best-guess
   error (random, majority class, unigram): eps >= (1 - tol) * best_guess.
-- ``irreducible``: the curve has flattened toward its floor: at least half of the fitted error is
-  the floor, f(m) <= 2 * floor. For M2 this is where the local log-log slope
-  d log eps / d log m = beta_g * (eps - gamma) / eps has fallen below half of beta_g.
+- ``irreducible``: the curve has flattened onto its floor: the floor is at least 90% of the fitted
+  error, f(m) <= floor / 0.9. For M2 this is where the local log-log slope
+  d log eps / d log m = beta_g * (eps - gamma) / eps has fallen below a tenth of beta_g, so a
+  doubling of data removes less than |beta_g| * ln 2 / 10 of the error (1.4% at beta_g = -0.2).
+  The rule used to be "half the error is the floor", which a language-model researcher would
+  not accept: an LM's entropy floor is more than half its loss at every practical scale
+  (Chinchilla: E = 1.69 nats under losses of 2-3), so every point of every LM curve was
+  labelled irreducible while each doubling still cut the loss by several percent.
 - ``power-law``: everything in between, where the straight line on log-log axes holds.
 
-Small-data points are classified from the data alone and left out of the fit (when at least 3
-points remain); the irreducible boundary comes from the fitted curve, so it can lie beyond the
-data (the study has not reached it yet).
+- ``compute-limited``: the best-fit model was limited by the study's compute, not by the data:
+  its growth knob (width) sits at the search's cap (no width overfits the subset within the step
+  budget, so the search used the cap), or most of its seeds were still improving when their step budget
+  ran out (best round = last round). Such a point is an upper bound on the best-fit error and
+  says nothing about the curve, so it is left out of the fit like a small-data point and shown
+  apart.
+
+Small-data and compute-limited points are classified from the data alone and left out of the fit
+(when at least 3 points remain); the irreducible boundary comes from the fitted curve, so it can
+lie beyond the data (the study has not reached it yet).
 """
 
 from __future__ import annotations
@@ -25,10 +38,11 @@ from analysis.plan import data_for_error
 SMALL_DATA = "small-data"
 POWER_LAW = "power-law"
 IRREDUCIBLE = "irreducible"
+COMPUTE_LIMITED = "compute-limited"
 
 SMALL_DATA_TOL = 0.05
 # A point is irreducible once the floor is at least this fraction of its fitted error.
-IRREDUCIBLE_FLOOR_SHARE = 0.5
+IRREDUCIBLE_FLOOR_SHARE = 0.9
 
 
 def small_data_mask(eps, best_guess: float | None, tol: float = SMALL_DATA_TOL) -> np.ndarray:
@@ -39,10 +53,34 @@ def small_data_mask(eps, best_guess: float | None, tol: float = SMALL_DATA_TOL) 
     return eps >= (1.0 - tol) * best_guess
 
 
-def fit_mask(eps, best_guess: float | None, tol: float = SMALL_DATA_TOL) -> np.ndarray:
-    """Points the power law is fitted on: all but the small-data ones, unless fewer than 3 remain."""
-    small = small_data_mask(eps, best_guess, tol)
-    return ~small if (~small).sum() >= 3 else np.ones(small.shape, dtype=bool)
+def compute_limited_reasons(widths, cut_short, max_width: float | None) -> list[str]:
+    """Why each best-fit point is compute-limited ("" where it is not).
+
+    ``widths``: the best-fit model's growth knob; ``cut_short``: the share of its seeds still at
+    their best when the step budget ran out (`analysis.reader`); a point is compute-limited when
+    its width is at ``max_width`` or most of its seeds (more than half) were cut short. One seed
+    of two that early stopping ended shows the configuration reaches its minimum within the
+    budget; the other's last rounds are then a plateau (on the default study: 0.1% per round),
+    not compute it lacked.
+    """
+    out = []
+    for w, cut in zip(np.asarray(widths, dtype=float), np.asarray(cut_short, dtype=float)):
+        why = []
+        if max_width is not None and math.isfinite(w) and w >= max_width:
+            why.append(f"width {w:g} is the search's cap")
+        if math.isfinite(cut) and cut > 0.5:
+            why.append("still improving when its step budget ran out")
+        out.append("; ".join(why))
+    return out
+
+
+def fit_mask(eps, best_guess: float | None, tol: float = SMALL_DATA_TOL, exclude=None) -> np.ndarray:
+    """Points the curve is fitted on: all but the small-data ones and ``exclude`` (compute-limited
+    points), unless fewer than 3 would remain; then all of them (the labels still say which)."""
+    keep = ~small_data_mask(eps, best_guess, tol)
+    if exclude is not None:
+        keep &= ~np.asarray(exclude, dtype=bool)
+    return keep if keep.sum() >= 3 else np.ones(keep.shape, dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -67,10 +105,14 @@ class Regions:
                 "irreducible_interval": list(self.irreducible_interval) if self.irreducible_interval else None}
 
 
-def classify(m, eps, fit: CurveFit, best_guess: float | None, tol: float = SMALL_DATA_TOL) -> Regions:
+def classify(m, eps, fit: CurveFit, best_guess: float | None, tol: float = SMALL_DATA_TOL,
+             compute_limited=None) -> Regions:
+    """Each point's label: small-data, then compute-limited (``compute_limited``, a mask), then
+    irreducible or power-law by the fitted curve."""
     m = np.asarray(m, dtype=float)
     eps = np.asarray(eps, dtype=float)
     small = small_data_mask(eps, best_guess, tol)
+    limited = np.zeros(m.shape, dtype=bool) if compute_limited is None else np.asarray(compute_limited, dtype=bool)
     floor = fit.floor()
     m_irr, interval = None, None
     if floor > 0:
@@ -84,9 +126,11 @@ def classify(m, eps, fit: CurveFit, best_guess: float | None, tol: float = SMALL
             # inf: a resample that never flattens
             interval = rank_interval([v if v is not None else math.inf for v in m_irr_boot], fit.ci)
     labels = []
-    for mi, is_small in zip(m, small):
+    for mi, is_small, is_limited in zip(m, small, limited):
         if is_small:
             labels.append(SMALL_DATA)
+        elif is_limited:
+            labels.append(COMPUTE_LIMITED)
         elif m_irr is not None and mi >= m_irr:
             labels.append(IRREDUCIBLE)
         else:

@@ -32,6 +32,8 @@ def write_report(out_dir: Path, s: dict[str, Any], images: dict[str, str]) -> Pa
     lines = [f"# Scaling study report: {s.get('domain') or ''} {s.get('unit') or ''}".rstrip(), ""]
     if s.get("parent_run_id"):
         lines += [f"MLflow parent run `{s['parent_run_id']}` in `{s.get('tracking_uri', '')}`.", ""]
+    if s.get("decision"):
+        lines += ["## Decision summary", "", s["decision"], ""]
     lines += ["## Learning curve", "",
               f"Metric: **{s['metric']}**; best-guess error {_f(s['best_guess_error'])}. "
               f"Form: **{s['form']}** (requested {s['form_requested']}), fitted on "
@@ -55,7 +57,7 @@ def write_report(out_dir: Path, s: dict[str, Any], images: dict[str, str]) -> Pa
               f"- small-data region up to m = {_f(reg['small_data_until'])} (error within 5% of the best guess)",
               f"- power law from m = {_f(reg['power_law_from'])}",
               f"- irreducible region from m = {_f(reg['irreducible_from'])} {_interval(reg['irreducible_interval'])}"
-              " (where at least half the fitted error is the floor)", ""]
+              " (where the floor is at least 90% of the fitted error)", ""]
     lines += ["## Model size", "",
               f"s(m) = {_f(s['sigma'])} * m^{_f(s['beta_p'], '.3f')}, beta_p 95% {_interval(s['beta_p_interval'])}: "
               + ("**sublinear** (the whole interval is below 1)." if s["sublinear"] else
@@ -70,8 +72,30 @@ def write_report(out_dir: Path, s: dict[str, Any], images: dict[str, str]) -> Pa
         d = plan["target"]["data"]
         lines += [f"Data for error {_f(d['target_error'])}: " +
                   (f"m = {_f(d['m'])} [{_f(d['low'])}, {_f(d['high'])}]" if d["reachable"] else d["note"]), ""]
+    if s.get("backtest"):
+        lines += _backtest_lines(s["backtest"])
     lines += ["## Best-fit points", "", "```", s.get("table", ""), "```", ""]
+    limited = [p for p in s.get("subsets", []) if p.get("compute_limited")]
+    if limited:
+        lines += ["Compute-limited subsets (left out of the fit: their error is an upper bound):", ""]
+        lines += [f"- m = {_f(p['size'])}: {p['compute_limited']}" for p in limited] + [""]
     lines += ["## Plots", ""] + [f"### {title}\n\n![{title}]({name})\n" for title, name in images.items()]
     path = Path(out_dir) / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _backtest_lines(bt: dict[str, Any]) -> list[str]:
+    """The backtests as a table: each refit on a prefix of the sizes, and the points it predicts."""
+    lines = ["## Backtests", "",
+             "Refit on a prefix of the sizes, predict the sizes left out (intervals are predictive).", "",
+             "| refit on | m | observed | predicted | interval | rel. error | inside |", "|---|---|---|---|---|---|---|"]
+    for name, rec in (("m <= m_max/8", bt), ("all but the largest two", bt.get("leave_two_out") or {})):
+        if rec.get("error"):
+            lines.append(f"| {name} | - | - | - | - | - | {rec['error']} |")
+            continue
+        for p in rec.get("points", []):
+            rel = "-" if p["rel_error"] is None else f"{100 * p['rel_error']:+.1f}%"
+            lines.append(f"| {name} | {_f(p['x'])} | {_f(p['observed'])} | {_f(p['predicted'])} | "
+                         f"[{_f(p['low'])}, {_f(p['high'])}] | {rel} | {'yes' if p['inside'] else 'no'} |")
+    return lines + [""]

@@ -1,5 +1,6 @@
 """Each domain's quick study on this machine: wall time, beta_g and beta_p with intervals, next to
-the exponents Hestness et al. (2017) report.
+the exponents Hestness et al. (2017) report, the m_max/8 backtest (the largest fitted subset
+predicted from the subsets up to an eighth of it) and the compute-limited subsets.
 
 Runs ``scal study --domain D --budget quick`` through the library call (the Ray executor where
 more than one trial fits, as the CLI does) into a fresh sqlite store per domain and prints one
@@ -46,7 +47,8 @@ def main() -> None:
     ap.add_argument("--domains", default=",".join(n for n in domains.REGISTRY if n != "toy"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    print(f"{'domain':<12} {'wall':>7} {'target':>6}  {'beta_g [95%]':<28} {'paper':>6}  {'beta_p [95%]':<26} form")
+    print(f"{'domain':<12} {'wall':>7} {'target':>6}  {'beta_g [95%]':<28} {'paper':>6}  {'beta_p [95%]':<26} {'form':<5} "
+          "backtest m_max/8 -> m_max (rel. error, inside)  compute-limited")
     for name in args.domains.split(","):
         unit = domains.default_unit(domains.get(name))
         s = one(name, None)
@@ -54,7 +56,17 @@ def main() -> None:
         (glo, ghi), (plo, phi) = s["beta_g_interval"], s["beta_p_interval"]
         print(f"{name + '/' + unit:<12} {s['wall_s'] / 60:>5.1f} m {'yes' if s['wall_s'] <= TARGET_S else 'NO':>6}  "
               f"{s['beta_g']:>7.3f} [{glo:.3f}, {ghi:.3f}]{'':<6} {paper:>6.3f}  "
-              f"{s['beta_p']:>6.3f} [{plo:.3f}, {phi:.3f}]{'':<6} {s['form']}", flush=True)
+              f"{s['beta_p']:>6.3f} [{plo:.3f}, {phi:.3f}]{'':<6} {s['form']:<5} {_backtest(s['backtest'])}  "
+              f"{sum(1 for p in s['subsets'] if p['compute_limited'])} of {len(s['subsets'])}", flush=True)
+
+
+def _backtest(bt: dict) -> str:
+    """The m_max/8 backtest's prediction of the largest fitted subset, or why there is none."""
+    if bt.get("error"):
+        return f"none: {bt['error']}"
+    last = bt["points"][-1]
+    return (f"{bt['fit_max_x']:g} -> {last['x']:g}: {100 * last['rel_error']:+.1f}%, "
+            f"{'inside' if last['inside'] else 'outside'} [{last['low']:.4g}, {last['high']:.4g}]")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ largest subset, and whether the two intervals overlap. The exponents are compare
 study's ``auto`` choice may pick different forms, whose beta_g do not mean the same thing. They
 are compared in ``m2`` (eps = alpha * m^beta_g + gamma) too: where one family reaches an
 irreducible floor inside the subsets and the other does not, m1 mixes the floor into the exponent.
-The auto fits and each family's best-fit error by subset are printed too.
+The auto fits and each family's best-fit error by subset are printed too, and, from
+`analysis.compare` on the m2 fits, which family is lower at the largest subset and at 10x it
+(with the bootstrap probability of being lowest) and where the two curves cross.
 
     python benchmarks/exponent_invariance.py                           # speech vs speech_attn, quick
     python benchmarks/exponent_invariance.py --families image,image --budget smoke
@@ -26,30 +28,31 @@ import argparse
 import logging
 import math
 
+from analysis.compare import comparison_text, compare_fits, exponents_overlap
 from domain_quick import one          # benchmarks/ is on sys.path when a benchmark runs as a script
 from scal.analyze import fit_study
 
 COMMON_FORMS = ("m1", "m2")
 
 
-def study(domain: str, budget: str, data: str | None = None) -> dict:
-    """The study's summary, plus ``common[form]``: beta_g and its interval refitted in each of `COMMON_FORMS`."""
+def study(domain: str, budget: str, data: str | None = None, boot_seed: int = 0) -> dict:
+    """The study's summary, plus ``common[form]``: beta_g and its interval refitted in each of
+    `COMMON_FORMS`, and ``common_fits[form]``: those fits (None where a form could not be fitted).
+    Each family gets its own ``boot_seed``: `analysis.compare` pairs the families' bootstrap draws
+    as independent ones."""
     def refit(uri: str, s: dict) -> None:
-        s["common"] = {}
+        s["common"], s["common_fits"] = {}, {}
         for form in COMMON_FORMS:
             try:
-                fit = fit_study(uri, s["parent_run_id"], form=form).curve
+                fit = fit_study(uri, s["parent_run_id"], form=form, seed=boot_seed).curve
                 s["common"][form] = (fit.params["beta_g"], tuple(fit.intervals["beta_g"]))
+                s["common_fits"][form] = fit
             except ValueError as exc:   # too few points for this form: say so, keep the other results
                 print(f"{domain}: no {form} fit ({exc})", flush=True)
                 s["common"][form] = (math.nan, (math.nan, math.nan))
+                s["common_fits"][form] = None
 
     return one(domain, None, budget, after=refit, data=data)
-
-
-def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """Closed intervals [a0, a1] and [b0, b1] share a point."""
-    return max(a[0], b[0]) <= min(a[1], b[1])
 
 
 def main() -> None:
@@ -65,8 +68,8 @@ def main() -> None:
     out = {}
     print(f"{'family':<12} {'wall':>7}  " + "".join(f"{'beta_g ' + f + ' [95%]':<28}" for f in COMMON_FORMS)
           + f"{'eps(largest m)':>14}  auto form: beta_g [95%]        beta_p [95%]", flush=True)
-    for name in names:
-        s = out[name] = study(name, args.budget, args.data)
+    for k, name in enumerate(names):
+        s = out[name] = study(name, args.budget, args.data, boot_seed=k)
         common = "".join(f"{g:>7.3f} [{lo:.3f}, {hi:.3f}]{'':<5}" for g, (lo, hi) in s["common"].values())
         (lo, hi), (plo, phi) = s["beta_g_interval"], s["beta_p_interval"]
         print(f"{name:<12} {s['wall_s'] / 60:>5.1f} m  {common}{s['subsets'][-1]['val_error']:>14.4g}  "
@@ -74,9 +77,15 @@ def main() -> None:
         print(f"{'':<12} best-fit error by subset: "
               + ", ".join(f"{p['size']}: {p['val_error']:.3g}" for p in s["subsets"]), flush=True)
     for form in COMMON_FORMS:
-        (ga, a), (gb, b) = (out[n]["common"][form] for n in names)
-        print(f"beta_g ({form}) intervals overlap: {'yes' if overlap(a, b) else 'NO'} "
+        (ga, _), (gb, _) = (out[n]["common"][form] for n in names)
+        fa, fb = (out[n]["common_fits"][form] for n in names)
+        same = exponents_overlap(fa, fb) if fa is not None and fb is not None else None
+        print(f"beta_g ({form}) intervals overlap: {'-' if same is None else 'yes' if same else 'NO'} "
               f"(difference of point estimates {ga - gb:+.3f})")
+    # Which family is lower, how surely, and from what size on (analysis.compare, as `scal compare`).
+    m2 = {n: out[n]["common_fits"]["m2"] for n in names}
+    if names[0] != names[1] and all(f is not None for f in m2.values()):
+        print("\nm2 fits compared:\n" + comparison_text(compare_fits(m2)))
 
 
 if __name__ == "__main__":

@@ -171,8 +171,12 @@ _SCALES = {
     "char": {
         "smoke": Scale(2048, 3, TrainSettings(batch_size=16, max_steps=60, max_rounds=3, min_round_steps=20, patience=2),
                        {"width": 16, "layers": 1}, 3e-3, min_width=8, max_width=32, max_val_units=4096),
-        "quick": Scale(4096, 8, TrainSettings(batch_size=32, max_steps=400, max_rounds=30, min_round_steps=25, patience=2),
-                       {"width": 32, "layers": 1}, 4e-3, min_width=16, max_width=256, max_val_units=32768),
+        # Steps grow with m (max_epochs) so that every best-fit trial ends by early stopping,
+        # not by its budget, and the range stops where that still fits in the default study's
+        # 10 minutes: a shorter range measured honestly (no compute-limited point).
+        "quick": Scale(2048, 7, TrainSettings(batch_size=32, max_steps=2500, max_rounds=60, min_round_steps=25, patience=2,
+                                              max_epochs=50, min_steps=600),
+                       {"width": 32, "layers": 1}, 8e-3, min_width=16, max_width=384, max_val_units=32768),
         "full": Scale(8192, 10, TrainSettings(batch_size=64, max_steps=20000, max_rounds=200, min_round_steps=100, patience=4),
                       {"width": 64, "layers": 2}, 2e-3, min_width=32, max_width=1024, max_val_units=None),
     },

@@ -25,7 +25,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol
 
 import torch
@@ -128,6 +128,8 @@ def run(
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=settings.weight_decay)
     epoch_steps = max(task.epoch_steps(settings.batch_size), 1e-9)
+    # The schedule (warm-up, cosine) and the stop both follow the subset's own step budget.
+    settings = replace(settings, max_steps=settings.step_budget(epoch_steps), max_epochs=0.0, min_steps=0)
     round_steps = max(settings.min_round_steps, math.ceil(epoch_steps))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
 

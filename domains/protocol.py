@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
@@ -48,6 +49,11 @@ class TrainSettings:
 
     A *round* is at least one pass over the training subset and at least ``min_round_steps``
     optimizer steps; validation runs after every round and early stopping counts rounds.
+
+    ``max_epochs`` > 0 makes the step budget grow with the subset (`step_budget`): a trial may
+    take ``max_epochs`` passes over its subset, capped at ``max_steps``, so the largest subsets
+    are not cut short by a cap sized for the smallest (a compute-limited point fits nothing).
+    0 keeps the flat ``max_steps``.
     """
 
     batch_size: int = 32
@@ -58,6 +64,23 @@ class TrainSettings:
     weight_decay: float = 0.0
     warmup_steps: int = 20
     grad_clip: float = 1.0
+    max_epochs: float = 0.0
+    min_steps: int = 0
+
+    def step_budget(self, epoch_steps: float) -> int:
+        """Optimizer steps a trial may take on a subset of ``epoch_steps`` steps per pass:
+
+            max_steps                                                   if max_epochs == 0
+            min(max_steps, max(floor_steps, ceil(max_epochs * epoch_steps)))   otherwise,
+
+        floor_steps = max(min_steps, warmup_steps + (patience + 1) * min_round_steps): small
+        subsets take more passes than large ones before their validation loss turns (a
+        character LSTM: ~25 passes over 8k characters, ~14 over 32k), and early stopping needs
+        rounds after the turn to see it."""
+        if self.max_epochs <= 0:
+            return self.max_steps
+        floor_steps = max(self.min_steps, self.warmup_steps + (self.patience + 1) * self.min_round_steps)
+        return int(min(self.max_steps, max(floor_steps, math.ceil(self.max_epochs * epoch_steps))))
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,14 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.fit import CurveFit, FitError, fit_model_size, json_float, sublinear
-from analysis.plan import data_for_error, power_at, predict_error
+from analysis import decision
+from analysis.backtest import backtest
+from analysis.backtest import metrics as backtest_metrics
+from analysis.fit import DEFAULT_LEVEL, CurveFit, FitError, fit_model_size, json_float, sublinear
+from analysis.plan import Estimate, data_for_error, power_at, predict_errors
 from analysis.plots import plot_learning_curve, plot_model_size, plot_residuals
 from analysis.reader import best_fit_points, read_trials, study_params
-from analysis.regions import Regions, classify, fit_mask
+from analysis.regions import Regions, classify, compute_limited_reasons, fit_mask
 from analysis.report import write_report
 from analysis.select import AUTO, Selection, fit_curve
 from scal import keys
@@ -63,8 +66,10 @@ class StudyFits:
 
 
 def fit_study(uri: str, run_id: str, form: str = AUTO, holdout: int | None = None, n_boot: int = 200,
-              seed: int = 0) -> StudyFits:
-    """Read the study ``run_id`` from the store at ``uri`` and fit its curves."""
+              seed: int = 0, include_compute_limited: bool = False) -> StudyFits:
+    """Read the study ``run_id`` from the store at ``uri`` and fit its curves. Compute-limited
+    points (`analysis.regions.compute_limited_reasons`) are labelled and, unless
+    ``include_compute_limited``, left out of the learning-curve fit."""
     params = study_params(uri, run_id)
     metric = params.get("study.metric", "error")
     best_guess = float(params.get("study.best_guess_error", "nan"))
@@ -73,17 +78,32 @@ def fit_study(uri: str, run_id: str, form: str = AUTO, holdout: int | None = Non
         raise FitError(f"study {run_id} has {len(points)} subsets with finished trials; a fit needs at least 3")
     m = points["size"].to_numpy(float)
     eps = points["val_error"].to_numpy(float)
-    in_fit = fit_mask(eps, best_guess)
+    points["compute_limited"] = _compute_limited(points, params)
+    limited = points["compute_limited"].to_numpy(str) != ""
+    in_fit = fit_mask(eps, best_guess, exclude=None if include_compute_limited else limited)
     seeds = [np.asarray(v, dtype=float) for v in points["seed_errors"]]
     sel = fit_curve(m[in_fit], eps[in_fit], form=form, holdout=holdout,
                     y_seeds=[s for s, keep in zip(seeds, in_fit) if keep], n_boot=n_boot, seed=seed)
-    regions = classify(m, eps, sel.fit, best_guess)
+    regions = classify(m, eps, sel.fit, best_guess, compute_limited=limited)
     points["region"] = regions.labels
     points["in_fit"] = in_fit
     ms = fit_model_size(m, points["n_params"].to_numpy(float), n_boot=n_boot, seed=seed)
     return StudyFits(run_id, points, metric, best_guess, params.get("study.domain"), params.get("study.unit"),
                      sel, regions, ms, _cost_fit(m, points["wall_time_s"], n_boot, seed),
                      _cost_fit(m, points["epochs"].to_numpy(float) * m, n_boot, seed))
+
+
+def _compute_limited(points: pd.DataFrame, params: dict[str, str]) -> list[str]:
+    """Each point's compute-limited reason ("" if none), from the study's width cap and the
+    growth knob of its domain."""
+    import domains
+
+    dom = domains.REGISTRY.get(params.get("study.domain", ""))
+    knob = f"{keys.P_SIZE_PREFIX}{dom.grow_knob}" if dom is not None else None
+    widths = pd.to_numeric(points[knob], errors="coerce") if knob in points else np.full(len(points), np.nan)
+    cap = pd.to_numeric(params.get("study.max_width"), errors="coerce")
+    return compute_limited_reasons(widths, points.get("cut_short", np.zeros(len(points))),
+                                   float(cap) if pd.notna(cap) else None)
 
 
 def _cost_fit(m: np.ndarray, values, n_boot: int, seed: int) -> CurveFit | None:
@@ -100,10 +120,12 @@ def _cost_fit(m: np.ndarray, values, n_boot: int, seed: int) -> CurveFit | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def plan(fits: StudyFits, sizes: Sequence[float] = (), target_error: float | None = None) -> dict[str, Any]:
-    """Errors at ``sizes`` and, for ``target_error``, the data, model size and compute it needs."""
+def plan(fits: StudyFits, sizes: Sequence[float] = (), target_error: float | None = None,
+         level: float = DEFAULT_LEVEL) -> dict[str, Any]:
+    """Errors at ``sizes`` with ``level`` predictive intervals (one extrapolation warning for them
+    all) and, for ``target_error``, the data, model size and compute it needs."""
     out: dict[str, Any] = {
-        "predictions": [{"m": float(s), **predict_error(fits.curve, s).to_dict()} for s in sizes]}
+        "predictions": [{"m": float(s), **e.to_dict()} for s, e in zip(sizes, predict_errors(fits.curve, sizes, level))]}
     if target_error is None:
         return out
     need = data_for_error(fits.curve, target_error)
@@ -142,10 +164,12 @@ def _costs_at(fits: StudyFits, m: float, m_low: float, m_high: float) -> dict[st
 
 
 def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, out_dir: str | Path | None = None,
-                  form: str = AUTO, holdout: int | None = None, target_error: float | None = None) -> dict[str, Any]:
+                  form: str = AUTO, holdout: int | None = None, target_error: float | None = None,
+                  include_compute_limited: bool = False) -> dict[str, Any]:
     """Read, fit, plot, write the report, log it all to the parent run; return the summary (the
     fields of ``scal study --json``). The metric and best-guess error come from the run's params."""
-    fits = fit_study(tracker.uri, parent_run_id, form=form, holdout=holdout, n_boot=n_boot)
+    fits = fit_study(tracker.uri, parent_run_id, form=form, holdout=holdout, n_boot=n_boot,
+                     include_compute_limited=include_compute_limited)
     lc, ms, sel, pts = fits.curve, fits.model_size, fits.selection, fits.points
     m = pts["size"].to_numpy(float)
     eps = pts["val_error"].to_numpy(float)
@@ -167,6 +191,10 @@ def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, 
     table_pts.to_csv(out / "best_fit_points.csv", index=False)
     planning = plan(fits, sizes=[m.max() * 2, m.max() * 10], target_error=target_error)
     summary = _summary(fits, planning)
+    from scal.surface import analyze_surface   # L(N, D) over every trial; {"error": ...} when they cannot carry one
+    summary["surface"] = analyze_surface(tracker, parent_run_id, ms, out, n_boot=n_boot)
+    summary["backtest"] = study_backtest(fits, form=form, n_boot=n_boot)
+    summary["decision"] = decision.summarize(_facts(fits, planning, _optimal_at_10x(summary["surface"])))
     summary["artifacts_dir"] = str(out)
     summary["table"] = format_table(table_pts, fits.metric)
     report = write_report(out, summary, images={"Learning curve": lc_png.name, "Model size": ms_png.name,
@@ -179,6 +207,53 @@ def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, 
     return summary
 
 
+def study_backtest(fits: StudyFits, form: str = AUTO, n_boot: int = 200, level: float = DEFAULT_LEVEL) -> dict[str, Any]:
+    """The backtests (`analysis.backtest`) of the study's fitted points, seeds and all."""
+    pts = fits.points
+    keep = pts["in_fit"].to_numpy(bool)
+    seeds = [np.asarray(v, dtype=float) for v, k in zip(pts["seed_errors"], keep) if k]
+    return backtest(pts["size"].to_numpy(float)[keep], pts["val_error"].to_numpy(float)[keep], form=form,
+                    n_boot=n_boot, y_seeds=seeds, level=level)
+
+
+def study_decision(fits: StudyFits, level: float = DEFAULT_LEVEL, surface: dict[str, Any] | None = None) -> str:
+    """The decision summary of a fitted study (the surface's optimum when ``surface`` is given)."""
+    m_max = float(fits.points["size"].max())
+    return decision.summarize(_facts(fits, plan(fits, [2 * m_max, 10 * m_max], level=level),
+                                     _optimal_at_10x(surface or {}), level))
+
+
+def _optimal_at_10x(surface: dict[str, Any]) -> dict | None:
+    """The surface's compute-optimal entry at 10x the study's compute (`scal.surface.study_compute`)."""
+    spent = surface.get("study_compute")
+    if not spent:
+        return None
+    for o in surface.get("optimal", []):
+        if o.get("compute") and math.isclose(o["compute"], 10 * spent, rel_tol=1e-9):
+            return o
+    return None
+
+
+def _facts(fits: StudyFits, planning: dict[str, Any], optimal_10x: dict | None = None,
+           level: float = DEFAULT_LEVEL) -> decision.Facts:
+    """The decision summary's numbers: the largest subset now, the planning predictions at 2x and
+    10x its size, the model-size curve at 10x, the surface's optimum at 10x the compute."""
+    pts = fits.points
+    last = pts.iloc[-1]
+    p2, p10 = (Estimate(p["value"], p["low"], p["high"]) for p in planning["predictions"][:2])
+    m10 = float(last["size"]) * 10
+    n10 = power_at(fits.model_size, m10)
+    notes = []
+    limited = pts[pts["compute_limited"] != ""]
+    if len(limited):
+        notes.append(f"{len(limited)} subset(s) were compute-limited (m = "
+                     + ", ".join(f"{int(v):,}" for v in limited["size"]) + ") and are not in the fit.")
+    return decision.Facts(metric=fits.metric, unit=f"{fits.unit or 'units'}", x_now=float(last["size"]),
+                          error_now=float(last["val_error"]), region_now=str(last["region"]), at_2x=p2, at_10x=p10,
+                          floor=fits.curve.floor(), level=level, n_params_10x=n10,
+                          optimal_10x=optimal_10x, notes=tuple(notes))
+
+
 def _summary(fits: StudyFits, planning: dict[str, Any]) -> dict[str, Any]:
     lc, ms, sel = fits.curve, fits.model_size, fits.selection
     pts = fits.points
@@ -189,6 +264,7 @@ def _summary(fits: StudyFits, planning: dict[str, Any]) -> dict[str, Any]:
             {"size": int(r["size"]), "val_error": float(r["val_error"]), "n_params": int(r["n_params"]),
              "n_seeds": int(r["n_seeds"]), "seed_errors": [float(v) for v in r["seed_errors"]],
              "region": r["region"], "in_fit": bool(r["in_fit"]), "lr": float(r["lr"]),
+             "compute_limited": r["compute_limited"] or None,
              "trial_hash": r["trial_hash"],   # the seed that represents it (the registered model's)
              "wall_time_s": json_float(r["wall_time_s"]), "epochs": json_float(r["epochs"]),
              "size_knobs": {k.removeprefix(keys.P_SIZE_PREFIX): int(float(r[k])) for k in pts.columns
@@ -231,6 +307,7 @@ def _log_summary(tracker: StudyTracker, fits: StudyFits, s: dict[str, Any]) -> N
     for k in ("small_data_until", "power_law_from", "irreducible_from"):
         if reg[k] is not None:
             metrics[f"region.{k}"] = reg[k]
+    metrics.update(backtest_metrics(s["backtest"]))
     metrics = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
     existing = tracker.client.get_run(tracker.parent_run_id).data.params
     params = {k: v for k, v in {"fit.form": s["form"], "fit.form_requested": s["form_requested"],

@@ -6,6 +6,8 @@
     scal analyze [--run-id ID | --experiment NAME]                    fit an existing study
     scal report [--run-id ID | --experiment NAME] [--out DIR]         report.md with the plots
     scal fit FILE.csv --x COL --y COL [--group COL] [--form auto]     fit curves from any table
+    scal surface [FILE.csv --n COL --d COL --y COL] [--compute C]     loss surface L(N, D), compute-optimal N and D
+    scal compare A B [--at M]  |  scal compare FILE.csv --group COL    which curve is better, from what size on
     scal predict --run-id ID [--size M] [--target-error E]            plan data, model, compute
     scal domains                                                      list domains, units, metrics
     scal ui                                                           MLflow UI on 127.0.0.1
@@ -95,6 +97,16 @@ def _check_fit_options(n_boot: int, holdout: int | None, target_error: float | N
         checks.positive("--target-error", target_error)
 
 
+LEVEL_HELP = "coverage of the predictive intervals for a new measurement at each size (0 < level < 1)"
+
+
+def _check_level(level: float) -> None:
+    """--level is a probability; checked before the fitting, by the rule the fits use."""
+    from analysis.fit import check_level
+
+    check_level(level)
+
+
 def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
     """``"0.5,1,2"`` -> (0.5, 1.0, 2.0); a malformed list is a one-line error."""
     if not text:
@@ -175,6 +187,8 @@ def study(
     n_subsets: Optional[int] = typer.Option(None, help="number of doubling subsets; default from budget"),
     min_subset: Optional[int] = typer.Option(None, help="smallest subset in the domain's unit; default from budget"),
     max_steps: Optional[int] = typer.Option(None, help="optimizer steps cap per trial; default from budget"),
+    max_epochs: Optional[float] = typer.Option(None, help="step budget per trial: this many passes over its subset, "
+                                               "capped by --max-steps (0: every subset gets --max-steps); default from budget"),
     overfit_ratio: Optional[float] = typer.Option(None, help="overfits when final train loss < ratio * best val loss (0.9)"),
     width_mults: Optional[str] = typer.Option(None, help="grid multipliers of the width, e.g. 0.5,1,2; default from budget"),
     lr_mults: Optional[str] = typer.Option(None, help="grid multipliers of the learning rate, e.g. 0.5,1,2"),
@@ -202,7 +216,7 @@ def study(
         cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
                           tracking_uri=uri, seed=seed, device=device, k_configs=k_configs,
                           n_seeds=n_seeds, race_keep=race_keep, n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
-                          overfit_ratio=overfit_ratio, width_mults=_numbers(width_mults, float, "--width-mults"),
+                          max_epochs=max_epochs, overfit_ratio=overfit_ratio, width_mults=_numbers(width_mults, float, "--width-mults"),
                           lr_mults=_numbers(lr_mults, float, "--lr-mults"),
                           layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register,
                           searcher=searcher, skopt_estimator=skopt_estimator, resume=resume,
@@ -216,16 +230,23 @@ def _human_summary(s: dict[str, Any]) -> str:
     lo, hi = s["beta_g_interval"]
     plo, phi = s["beta_p_interval"]
     return (
-        f"\n{s['table']}\n\n"
+        f"\n{s['decision']}\n\n{s['table']}\n\n"
         f"learning curve  form {s['form']}: beta_g = {s['beta_g']:.3f}, 95% [{lo:.3f}, {hi:.3f}], "
         f"floor {s['gamma']:.4g}" + (f", held-out RMSE(log) {s['holdout_rmse_log']:.3g}" if s.get("holdout_rmse_log") is not None else "")
         + "\n"
         f"model size      s(m)   = {s['sigma']:.4g} * m^{s['beta_p']:.3f}   beta_p 95% [{plo:.3f}, {phi:.3f}]"
         f"{'  (sublinear)' if s['sublinear'] else ''}\n"
+        + _surface_lines(s.get("surface")) +
         f"report: {s['artifacts_dir']}/report.md with learning_curve.png, model_size.png, residuals.png (also in the run's artifacts)\n"
         f"MLflow: experiment {s['experiment_id']}, parent run {s['parent_run_id']} in {s['tracking_uri']}\n"
         f"open it with: scal ui --tracking-uri {s['tracking_uri']}"
     )
+
+
+def _surface_lines(rec: dict[str, Any] | None) -> str:
+    from scal.surface import summary_lines
+
+    return summary_lines(rec)
 
 
 FORM_HELP = "learning-curve form: auto (chosen by held-out extrapolation) | m1 | m2 | m3 | m4 | bnsl"
@@ -245,14 +266,15 @@ def _study_run(run_id: str | None, experiment: str | None, tracking_uri: str | N
     return uri, run_id or latest_study(uri, experiment)
 
 
-def _analyze(run_id, experiment, tracking_uri, n_boot, out_dir, form, holdout, target_error) -> dict[str, Any]:
+def _analyze(run_id, experiment, tracking_uri, n_boot, out_dir, form, holdout, target_error,
+             include_compute_limited: bool = False) -> dict[str, Any]:
     uri, run_id = _study_run(run_id, experiment, tracking_uri)
     from scal.analyze import analyze_study
     from scal.tracking import StudyTracker
 
     tracker = StudyTracker.for_run(run_id, uri)
     summary = analyze_study(tracker, run_id, n_boot=n_boot, out_dir=out_dir, form=form, holdout=holdout,
-                            target_error=target_error)
+                            target_error=target_error, include_compute_limited=include_compute_limited)
     summary.update(experiment_id=tracker.experiment_id, parent_run_id=run_id, tracking_uri=uri)
     return summary
 
@@ -267,6 +289,8 @@ def analyze(
     target_error: Optional[float] = typer.Option(None, help="also plan the data, model and compute for this error"),
     n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
     out_dir: Optional[str] = typer.Option(None, help="also write the plots, tables and report.md here"),
+    include_compute_limited: bool = typer.Option(False, "--include-compute-limited",
+                                                 help="fit the compute-limited subsets too (they are labelled either way)"),
     as_json: bool = typer.Option(False, "--json"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -274,7 +298,8 @@ def analyze(
     _setup_logging(verbose)
     with _guarded(as_json) as out:
         _check_fit_options(n_boot, holdout, target_error)
-        summary = _analyze(run_id, experiment, tracking_uri, n_boot, out_dir, form, holdout, target_error)
+        summary = _analyze(run_id, experiment, tracking_uri, n_boot, out_dir, form, holdout, target_error,
+                           include_compute_limited)
         print(_human_summary(summary), file=out)
     _emit({k: v for k, v in summary.items() if k != "table"}, as_json)
 
@@ -315,6 +340,12 @@ def fit(
     target_error: Optional[float] = typer.Option(None, help="report the size needed for this error"),
     best_guess: Optional[float] = typer.Option(None, help="best-guess error: leaves out and labels small-data points"),
     n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    level: float = typer.Option(0.9, help=LEVEL_HELP),
+    jobs: Optional[int] = typer.Option(None, help="processes fitting a CSV's groups at once (default: one per core)"),
+    backtest: bool = typer.Option(False, "--backtest", help="refit on the sizes up to max/8 and on all but the largest "
+                                  "two; predict the points left out"),
+    compute_limited: Optional[str] = typer.Option(None, help="CSV column of 1/0 flags: compute-limited points "
+                                                  "(labelled, left out of the fit)"),
     run_id: Optional[str] = typer.Option(None, help="fit this study's best-fit points instead of a CSV"),
     experiment: Optional[str] = typer.Option(None, help="the newest study of this experiment instead of a CSV"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow store (with --run-id/--experiment)"),
@@ -326,6 +357,9 @@ def fit(
     with _guarded(as_json) as out:
         predict_at = list(predict or [])
         _check_fit_options(n_boot, holdout, target_error, predict_at, "--predict")
+        _check_level(level)
+        if jobs is not None:
+            checks.count("--jobs", jobs, 1)
         if best_guess is not None:
             checks.positive("--best-guess", best_guess)
         from analysis.table import curve_record, fit_table
@@ -334,15 +368,22 @@ def fit(
             if not x or not y:
                 raise ValueError("a CSV needs --x COL and --y COL")
             curves = fit_table(csv, x, y, group=group, form=form, holdout=holdout, predict_at=predict_at,
-                               target_error=target_error, best_guess=best_guess, n_boot=n_boot)
+                               target_error=target_error, best_guess=best_guess, n_boot=n_boot, level=level, jobs=jobs,
+                               compute_limited=compute_limited, with_backtest=backtest)
             source = {"csv": csv}
         else:
+            if compute_limited is not None:
+                raise ValueError("--compute-limited names a CSV column; a study labels its compute-limited subsets itself")
             uri, rid = _study_run(run_id, experiment, tracking_uri)
-            from scal.analyze import fit_study
+            from scal.analyze import fit_study, study_backtest, study_decision
 
             fits = fit_study(uri, rid, form=form, holdout=holdout, n_boot=n_boot)
             regions = {**fits.regions.to_dict(), "x": fits.points["size"].astype(float).tolist()}
-            curves = [curve_record(fits.selection, predict_at, target_error, group=rid, regions=regions)]
+            rec = curve_record(fits.selection, predict_at, target_error, group=rid, regions=regions, level=level)
+            rec["decision"] = study_decision(fits, level)
+            if backtest:
+                rec["backtest"] = study_backtest(fits, form=form, n_boot=n_boot, level=level)
+            curves = [rec]
             source = {"tracking_uri": uri, "parent_run_id": rid}
         print(_curves_text(curves), file=out)
     _emit({**source, "curves": curves}, as_json)
@@ -353,20 +394,146 @@ def _curves_text(curves: list[dict[str, Any]]) -> str:
     for c in curves:
         lo, hi = c["beta_g_interval"]
         head = f"{c['group']}: " if c["group"] is not None else ""
+        if c.get("decision"):
+            lines.append(f"{head}{c['decision']}")
         held = f"  held-out RMSE(log) {c['holdout_rmse_log']:.4g}" if c.get("holdout_rmse_log") is not None else ""
         lines.append(f"{head}form {c['form']}  exponent {c['beta_g']:.4g} [{_fmt(lo)}, {_fmt(hi)}]  "
                      f"floor {_fmt(c['floor'])}{held}")
         for p in c["predictions"]:
-            lines.append(f"    at {p['x']:.4g}: {_fmt(p['y'])} [{_fmt(p['low'])}, {_fmt(p['high'])}]")
+            lines.append(f"    at {p['x']:.4g}: {_fmt(p['y'])}  {c['level']:.0%} [{_fmt(p['low'])}, {_fmt(p['high'])}]")
         if "data_for_target" in c:
             d = c["data_for_target"]
             lines.append(f"    for error {d['target_error']:.4g}: " + (
                 f"{_fmt(d['x'])} [{_fmt(d['low'])}, {_fmt(d['high'])}]" if d["reachable"] else d["note"]))
+        if "backtest" in c:
+            lines.extend(_backtest_text(c["backtest"]))
     return "\n".join(lines)
+
+
+def _backtest_text(bt: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, rec in (("m <= max/8", bt), ("all but the largest two", bt.get("leave_two_out") or {})):
+        if rec.get("error"):
+            lines.append(f"    backtest ({name}): none, {rec['error']}")
+            continue
+        cov = rec["coverage"]
+        lines.append(f"    backtest ({name}, fitted up to {rec['fit_max_x']:.4g}): coverage {cov:.0%}")
+        for p in rec["points"]:
+            rel = "-" if p["rel_error"] is None else f"{100 * p['rel_error']:+.1f}%"
+            lines.append(f"      at {p['x']:.4g}: observed {_fmt(p['observed'])}, predicted {_fmt(p['predicted'])} "
+                         f"[{_fmt(p['low'])}, {_fmt(p['high'])}] {rel} {'inside' if p['inside'] else 'OUTSIDE'}")
+    return lines
 
 
 def _fmt(v) -> str:
     return "-" if v is None else (v if isinstance(v, str) else f"{v:.4g}")
+
+
+@app.command()
+def surface(
+    csv: Optional[str] = typer.Argument(None, help="CSV, one row per trained model; without it, the study given by "
+                                        "--run-id/--experiment (its trials)"),
+    n: Optional[str] = typer.Option(None, "--n", help="CSV column of parameter counts N"),
+    d: Optional[str] = typer.Option(None, "--d", help="CSV column of data sizes D (tokens, examples, ...)"),
+    y: Optional[str] = typer.Option(None, "--y", help="CSV column of losses or errors (positive)"),
+    compute: Optional[list[float]] = typer.Option(None, help="compute budget C in FLOPs (repeatable): the optimal N, D "
+                                                  "and loss there; default the points' smallest and largest k*N*D "
+                                                  "and 10x the largest"),
+    flops_per_param_unit: Optional[float] = typer.Option(None, help="k in C = k*N*D, CSV only (default 6); a study "
+                                                         "uses its domain's train_flops"),
+    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    run_id: Optional[str] = typer.Option(None, help="fit this study's trials instead of a CSV"),
+    experiment: Optional[str] = typer.Option(None, help="the newest study of this experiment instead of a CSV"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store (with --run-id/--experiment)"),
+    out_dir: Optional[str] = typer.Option(None, help="write the contour plot loss_surface.png to this folder"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout (schema in the README)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Fit the loss surface L(N, D) = E + A/N^alpha + B/D^beta and its compute-optimal frontier."""
+    _setup_logging(verbose)
+    with _guarded(as_json) as out:
+        _check_fit_options(n_boot, None)
+        budgets = [checks.positive("--compute", c) for c in compute or []]
+        from scal.surface import FLOPS_PER_PARAM_UNIT, csv_surface, describe, study_surface
+
+        if csv is not None:
+            if run_id or experiment:
+                raise ValueError("give a CSV file or --run-id/--experiment, not both")
+            if not (n and d and y):
+                raise ValueError("a CSV needs --n COL, --d COL and --y COL")
+            k = FLOPS_PER_PARAM_UNIT if flops_per_param_unit is None else checks.positive(
+                "--flops-per-param-unit", flops_per_param_unit)
+            result = csv_surface(csv, n, d, y, budgets, k, n_boot=n_boot)
+        else:
+            if flops_per_param_unit is not None:
+                raise ValueError("--flops-per-param-unit is for a CSV; a study uses its domain's train_flops")
+            if n or d or y:
+                raise ValueError("--n, --d and --y name CSV columns; a study's points are its trials "
+                                 "(n_params, subset_size, min_val_error)")
+            uri, rid = _study_run(run_id, experiment, tracking_uri)
+            result = study_surface(uri, rid, budgets, n_boot=n_boot)
+        rec = result.record()
+        if out_dir:
+            rec["plot"] = str(result.plot(out_dir, metric_label=rec.get("metric") or (y or "loss")))
+        print(describe(rec), file=out)
+    _emit(rec, as_json)
+
+
+@app.command()
+def compare(
+    refs: list[str] = typer.Argument(..., metavar="REF", help="study parent run ids or experiment names (the "
+                                     "newest study of each), or one CSV file with --x, --y and --group"),
+    x: Optional[str] = typer.Option(None, "--x", help="CSV column of sizes"),
+    y: Optional[str] = typer.Option(None, "--y", help="CSV column of errors or losses (positive)"),
+    group: Optional[str] = typer.Option(None, help="CSV column naming the curves (at least 2 groups)"),
+    at: Optional[list[float]] = typer.Option(None, help="compare at this size (repeatable); default: the largest "
+                                             "size every curve reaches, and 10x it"),
+    form: str = typer.Option("auto", help=FORM_HELP),
+    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals and p_best"),
+    level: float = typer.Option(0.9, help=LEVEL_HELP + "; also of the crossover's bootstrap interval"),
+    out_dir: Optional[str] = typer.Option(None, help="write comparison.png here (studies: default a temporary "
+                                          "folder; the plot is logged to MLflow either way)"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store of the studies"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout: {\"curves\", \"at\", \"pairs\", ...}"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Compare learning curves: which is lowest at each size, where they cross, whether the exponents differ."""
+    _setup_logging(verbose)
+    with _guarded(as_json) as out:
+        sizes = list(at) if at else None
+        _check_fit_options(n_boot, None, None, sizes or (), "--at")
+        _check_level(level)
+        from analysis.compare import comparison_text
+
+        if refs[0].lower().endswith(".csv") or x or y or group:
+            if len(refs) != 1:
+                raise ValueError(f"a CSV comparison takes one file (its --group column names the curves), got {len(refs)} arguments")
+            if not x or not y:
+                raise ValueError("a CSV needs --x COL and --y COL")
+            from analysis.compare import compare_table
+
+            result, points, fits = compare_table(refs[0], x, y, group, at=sizes, form=form, n_boot=n_boot,
+                                                 level=level)
+            result = {"csv": refs[0], **result, "plot": None}
+            if out_dir:
+                from analysis.compare_plot import plot_comparison
+
+                result["plot"] = str(plot_comparison(points, fits, result, os.path.join(out_dir, "comparison.png"), y))
+        else:
+            uri = checks.check_store(tracking_uri, create=False)
+            from scal.compare import compare_studies
+            from scal.tracking import resolve_tracking_uri
+
+            result = compare_studies(resolve_tracking_uri(uri), refs, at=sizes, form=form, n_boot=n_boot, out_dir=out_dir,
+                                     level=level)
+        text = comparison_text(result)
+        if result.get("plot"):
+            text += f"\nplot: {result['plot']}"
+        if result.get("comparison_run_id"):
+            text += (f"\nMLflow: comparison run {result['comparison_run_id']} (experiment scal-comparisons) "
+                     f"in {result['tracking_uri']}")
+        print(text, file=out)
+    _emit(result, as_json)
 
 
 @app.command("predict")
@@ -382,6 +549,7 @@ def predict_cmd(
     form: str = typer.Option("auto", help=FORM_HELP),
     holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
     n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    level: float = typer.Option(0.9, help=LEVEL_HELP),
     as_json: bool = typer.Option(False, "--json"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -392,6 +560,7 @@ def predict_cmd(
         if not sizes and target_error is None:
             raise ValueError("give --size M (repeatable) and/or --target-error E")
         _check_fit_options(n_boot, holdout, target_error, sizes, "--size")
+        _check_level(level)
         if csv is not None:
             from analysis.table import curve_record, read_curves
             from analysis.select import fit_curve
@@ -400,8 +569,8 @@ def predict_cmd(
                 raise ValueError("--csv needs --x COL and --y COL")
             (xs, ys), = read_curves(csv, x, y).values()
             sel = fit_curve(xs, ys, form=form, holdout=holdout, n_boot=n_boot)
-            rec = curve_record(sel, sizes, target_error)
-            result = {"csv": csv, "form": sel.form, "beta_g": rec["beta_g"], "beta_g_interval": rec["beta_g_interval"],
+            rec = curve_record(sel, sizes, target_error, level=level)
+            result = {"csv": csv, "level": level, "form": sel.form, "beta_g": rec["beta_g"], "beta_g_interval": rec["beta_g_interval"],
                       "predictions": [{"m": p["x"], "value": p["y"], "low": p["low"], "high": p["high"]}
                                       for p in rec["predictions"]]}
             if target_error is not None:
@@ -414,10 +583,10 @@ def predict_cmd(
             from scal.analyze import fit_study, plan
 
             fits = fit_study(uri, rid, form=form, holdout=holdout, n_boot=n_boot)
-            result = {"tracking_uri": uri, "parent_run_id": rid, "form": fits.selection.form,
+            result = {"tracking_uri": uri, "parent_run_id": rid, "level": level, "form": fits.selection.form,
                       "beta_g": fits.curve.params.get("beta_g"),
                       "beta_g_interval": list(fits.curve.intervals.get("beta_g", (None, None))),
-                      "floor": fits.curve.floor(), **plan(fits, sizes, target_error)}
+                      "floor": fits.curve.floor(), **plan(fits, sizes, target_error, level=level)}
         print(_plan_text(result), file=out)
     _emit(result, as_json)
 
@@ -425,7 +594,7 @@ def predict_cmd(
 def _plan_text(r: dict[str, Any]) -> str:
     lines = [f"form {r['form']}  beta_g {_fmt(r['beta_g'])} [{_fmt(r['beta_g_interval'][0])}, {_fmt(r['beta_g_interval'][1])}]"]
     for p in r["predictions"]:
-        lines.append(f"error at m = {p['m']:.4g}: {_fmt(p['value'])}  95% [{_fmt(p['low'])}, {_fmt(p['high'])}]")
+        lines.append(f"error at m = {p['m']:.4g}: {_fmt(p['value'])}  {r.get('level', 0.9):.0%} [{_fmt(p['low'])}, {_fmt(p['high'])}]")
     t = r.get("target")
     if t:
         d = t["data"]

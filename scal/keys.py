@@ -20,7 +20,12 @@ RUN_NAME = "mlflow.runName"
 EXPERIMENT_KIND = "mlflow.experimentKind"   # the UI opens model-training views, not GenAI ones
 EXPERIMENT_KIND_TRAINING = "custom_model_development"
 
+COMPARES = "scal.compares"         # comparison run: the compared study run ids, comma-separated
+COMPARES_PREFIX = "scal.compares." # + 1, 2, ...: one study run id per compared curve; + ".name": its curve name
+COMPARISON_EXPERIMENT = "scal-comparisons"   # where `scal compare` logs its runs
+
 ROLE_STUDY = "study"
+ROLE_COMPARISON = "comparison"     # a `scal compare` run (tag scal.role)
 ROLE_GRID = "grid"
 ROLE_PROBE = "overfit_probe"
 

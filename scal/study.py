@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -55,6 +56,7 @@ class StudyConfig:
     n_subsets: int | None = None
     min_subset: int | None = None
     max_steps: int | None = None
+    max_epochs: float | None = None        # step budget grows with the subset: passes over it (0: flat max_steps)
     overfit_ratio: float | None = None
     width_mults: tuple[float, ...] | None = None
     lr_mults: tuple[float, ...] | None = None
@@ -106,7 +108,10 @@ def prepare(cfg: StudyConfig) -> Prepared:
         raise ValueError("--race-keep races the Monte Carlo grid's configurations; use it with --searcher grid")
     if not budget.overfit.ratio > 0:
         raise ValueError(f"--overfit-ratio must be positive, got {budget.overfit.ratio}")
+    if cfg.max_epochs is not None and not (math.isfinite(cfg.max_epochs) and cfg.max_epochs >= 0):
+        raise ValueError(f"--max-epochs must be >= 0 (0: every subset gets --max-steps), got {cfg.max_epochs}")
     train = scale.train if cfg.max_steps is None else replace(scale.train, max_steps=cfg.max_steps)
+    train = train if cfg.max_epochs is None else replace(train, max_epochs=float(cfg.max_epochs))
     scale = replace(scale, train=train, n_subsets=scale.n_subsets if cfg.n_subsets is None else cfg.n_subsets,
                     min_subset=scale.min_subset if cfg.min_subset is None else cfg.min_subset)
     resolve_device(cfg.device)

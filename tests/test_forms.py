@@ -129,7 +129,7 @@ def test_auto_leaves_out_forms_with_too_many_parameters():
 
 def test_regions_small_data_power_law_irreducible():
     # Flat at the best guess for small m, then a power law, then the floor.
-    truth = {"alpha": 1.0, "beta_0": 0.0, "beta_g": -0.7, "gamma": 0.02, "m_break": 1e4, "smooth": 0.1}
+    truth = {"alpha": 1.0, "beta_0": 0.0, "beta_g": -0.7, "gamma": 0.05, "m_break": 1e4, "smooth": 0.1}
     est = make_form("bnsl")
     eps = est.curve(truth, M)
     best_guess = float(eps[0]) * 1.01

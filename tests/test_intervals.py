@@ -1,0 +1,161 @@
+"""Predictive intervals cover new measurements; the batched solver agrees with scipy; one
+extrapolation warning per curve; `scal fit --level/--jobs`."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from analysis.fit import CurveFit, extrapolation_distance
+from analysis.forms import LEARNING_FORMS, M2, make_form
+from analysis.plan import predict_errors
+from analysis.select import extrapolation_growth, fit_curve
+from analysis.table import curve_record, fit_table
+from conftest import run_cli
+
+TRUE_M2 = {"alpha": 5.0, "beta_g": -0.4, "gamma": 0.05}
+M = 1e3 * 2.0 ** np.arange(12)            # 12 doublings: 1e3 .. 2e6
+NOISE = 0.03                              # 3% log-normal noise
+
+
+def noisy(clean: np.ndarray, sigma_log: float, rng: np.random.Generator) -> np.ndarray:
+    return clean * np.exp(rng.normal(0.0, sigma_log, np.shape(clean)))
+
+
+@pytest.fixture(scope="module")
+def m2_fits() -> list[CurveFit]:
+    """M2 fitted to 20 noisy copies of one M2 curve (seeds 0..19), default bootstrap."""
+    clean = M2().curve(TRUE_M2, M)
+    return [fit_curve(M, noisy(clean, NOISE, np.random.default_rng(seed)), form="m2", seed=seed).fit
+            for seed in range(20)]
+
+
+@pytest.mark.parametrize("x_new", [M[5] * 1.4, M[-1] * 4.0], ids=["interpolated", "extrapolated 4x"])
+def test_predictive_interval_covers_a_fresh_observation(m2_fits, x_new):
+    """Over 20 fits x 10 fresh noisy measurements at x_new, the 90% interval holds 75-98% of them."""
+    truth = float(M2().curve(TRUE_M2, np.array([x_new]))[0])
+    covered = total = 0
+    for seed, fit in enumerate(m2_fits):
+        low, high = fit.interval(np.array([x_new]), 0.9)
+        fresh = noisy(np.full(10, truth), NOISE, np.random.default_rng(1000 + seed))
+        covered += int(np.sum((fresh >= low[0]) & (fresh <= high[0])))
+        total += fresh.size
+    assert 0.75 <= covered / total <= 0.98, f"covered {covered} of {total}"
+
+
+def test_predictive_interval_is_wider_than_the_curve_band_and_grows_beyond_the_data(m2_fits):
+    fit = m2_fits[0]
+    x = np.array([M[6], M[-1] * 4.0, M[-1] * 64.0])
+    low, high = fit.interval(x, 0.9)
+    b_low, b_high = fit.band(x, warn=False)
+    assert np.all(low < b_low) and np.all(high > b_high)       # noise on top of the curve's own spread
+    width = np.log(high / low)
+    assert width[0] < width[1] < width[2]
+    # Inside the data the width is the noise's: 2 * 1.645 * 3% with a little curve spread, not 3x that.
+    assert 2 * 1.645 * NOISE * 0.7 < width[0] < 2 * 1.645 * NOISE * 1.6
+
+
+def test_lower_level_gives_a_narrower_interval(m2_fits):
+    x = np.array([M[3], M[-1] * 8.0])
+    lo9, hi9 = m2_fits[1].interval(x, 0.9)
+    lo5, hi5 = m2_fits[1].interval(x, 0.5)
+    assert np.all(lo9 < lo5) and np.all(hi5 < hi9)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        m2_fits[1].interval(x, 1.0)
+
+
+def test_extrapolation_growth_recovers_a_known_rate():
+    """Errors built as sqrt(sigma^2 + c^2 d) * N(0, 1) at the held-out distances give c back."""
+    x = np.geomspace(1e3, 1e6, 60)
+    rng = np.random.default_rng(0)
+    errors = {}
+    for k in (12, 15, 20, 30):
+        d = extrapolation_distance(x[-k:], (x[0], x[-k - 1]))
+        errors[k] = np.sqrt(0.01**2 + 0.2**2 * d) * rng.normal(size=k)
+    c, nu = extrapolation_growth(x, errors, 0.01)
+    assert nu == 4 and 0.14 < c < 0.26
+    assert extrapolation_growth(x, {}, 0.01) == (0.0, 0)
+
+
+@pytest.mark.parametrize("name", list(LEARNING_FORMS))
+def test_batched_solver_matches_scipy(name):
+    """The batched Levenberg-Marquardt finds the fit scipy's least_squares finds, from the same
+    starts: the same curve to within 1e-3 (log) over and just beyond the data, the same cost."""
+    truth = {"m1": {"alpha": 5.0, "beta_g": -0.3}, "m2": TRUE_M2, "m3": {"alpha": 5.0, "beta_g": -0.4, "m_sat": 3e5},
+             "m4": {"alpha": 20.0, "beta_g": -0.5, "gamma": 0.1, "eps_0": 1.0, "shape": 1.0},
+             "bnsl": {"alpha": 1.0, "beta_0": -0.05, "beta_g": -0.6, "gamma": 0.05, "m_break": 2e4,
+                      "smooth": 0.5}}[name]
+    x = np.geomspace(1e3, 1e7, 15)
+    y = noisy(make_form(name).curve(truth, x), 0.02, np.random.default_rng(5))
+    fast = make_form(name, n_boot=0).fit(x, y)
+    ref = make_form(name, n_boot=0, solver="scipy").fit(x, y)
+    grid = np.geomspace(1e3, 2e7, 30)
+    assert np.max(np.abs(np.log(fast.predict(grid) / ref.predict(grid)))) < 1e-3
+    sse = lambda f: float(np.sum(np.log(f.predict(x) / y) ** 2))  # noqa: E731
+    assert sse(fast) <= sse(ref) * (1 + 1e-3)
+
+
+def test_batched_bootstrap_matches_scipy_intervals():
+    y = noisy(M2().curve(TRUE_M2, M), 0.02, np.random.default_rng(7))
+    fast = M2(n_boot=100).fit(M, y)
+    ref = M2(n_boot=100, solver="scipy").fit(M, y)
+    assert fast.n_boot == ref.n_boot == 100
+    for key, (lo, hi) in ref.intervals.items():
+        assert fast.intervals[key] == pytest.approx((lo, hi), rel=1e-3, abs=1e-6), key
+
+
+def test_one_extrapolation_warning_per_curve(caplog):
+    """Auto's held-out fits and the interval machinery stay quiet; the predictions asked for
+    warn once for the curve, naming the farthest size."""
+    x = np.geomspace(1e3, 1e5, 14)
+    y = noisy(M2().curve(TRUE_M2, x), 0.01, np.random.default_rng(2))
+    with caplog.at_level(logging.WARNING):
+        sel = fit_curve(x, y, n_boot=20)
+        assert not caplog.records, [r.getMessage() for r in caplog.records]
+        rec = curve_record(sel, [2e5, 1e7, 1e8], level=0.9)
+    warnings = [r.getMessage() for r in caplog.records if "extrapolating" in r.getMessage()]
+    assert len(warnings) == 1 and "x = 1e+08" in warnings[0]
+    assert rec["level"] == 0.9 and len(rec["predictions"]) == 3
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        predict_errors(sel.fit, [2e5, 3e5])
+    assert not caplog.records
+
+
+def write_csv(path, n_curves=3):
+    rng = np.random.default_rng(0)
+    rows = []
+    for g in range(n_curves):
+        err = noisy(M2().curve({**TRUE_M2, "beta_g": -0.3 - 0.1 * g}, M), 0.02, rng)
+        rows += [f"g{g},{int(x)},{e!r}\n" for x, e in zip(M, map(float, err))]
+    path.write_text("curve,examples,error\n" + "".join(rows))
+    return path
+
+
+def test_fit_table_in_worker_processes_matches_one_process(tmp_path):
+    csv = write_csv(tmp_path / "c.csv")
+    args = dict(group="curve", predict_at=[1e7], n_boot=30)
+    assert fit_table(csv, "examples", "error", jobs=2, **args) == fit_table(csv, "examples", "error", jobs=1, **args)
+
+
+def test_cli_level_sets_the_interval_and_bad_level_exits_2(tmp_path):
+    csv = write_csv(tmp_path / "c.csv", n_curves=1)
+    base = ["fit", str(csv), "--x", "examples", "--y", "error", "--predict", "1e7", "--n-boot", "50", "--json"]
+    recs = {}
+    for level in ("0.5", "0.9"):
+        proc = run_cli([*base, "--level", level, "--jobs", "1"], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        (recs[level],) = json.loads(proc.stdout)["curves"]
+        assert recs[level]["level"] == float(level)
+    (p5,), (p9,) = recs["0.5"]["predictions"], recs["0.9"]["predictions"]
+    assert p5["y"] == p9["y"] and p9["low"] < p5["low"] < p5["y"] < p5["high"] < p9["high"]
+    for bad in ("1", "0", "-0.2", "1.5", "nan"):
+        proc = run_cli([*base, "--level", bad], cwd=tmp_path)
+        err = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert proc.returncode == 2 and proc.stdout == "" and len(err) == 1 and "--level" in err[0], proc.stderr
+    proc = run_cli(["predict", "--csv", str(csv), "--x", "examples", "--y", "error", "--size", "1e7", "--level", "2"],
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and "--level" in proc.stderr
