@@ -42,11 +42,13 @@ def plot_learning_curve(
     in_fit=None,
     holdout: int = 0,
     extend_to: float | None = None,
+    band_label: str | None = None,
 ) -> Path:
     """Generalisation error against training set size, log-log, with the fitted curve.
 
-    ``band`` is (x, low, high), drawn shaded. ``regions`` (`analysis.regions.Regions`) shades the
-    small-data and irreducible regions and marks compute-limited points apart (hollow triangles). ``in_fit`` marks the points the curve was fitted on
+    ``band`` is (x, low, high), drawn shaded and labelled ``band_label`` (default: the fit's
+    bootstrap band). ``regions`` (`analysis.regions.Regions`) shades the small-data and
+    irreducible regions and marks compute-limited points apart (hollow triangles). ``in_fit`` marks the points the curve was fitted on
     (others hollow); the largest ``holdout`` of those are the held-out check (drawn as crosses).
     The curve is solid over the fitted range and dashed beyond it up to ``extend_to``. The floor
     and ``best_guess`` are dashed horizontal lines.
@@ -62,7 +64,8 @@ def plot_learning_curve(
             _shade_regions(ax, regions, x_lo, x_hi)
         if band is not None:
             bx, lo, hi = (np.asarray(a, dtype=float) for a in band)
-            ax.fill_between(bx, lo, hi, color="C0", alpha=0.2, linewidth=0, label=_ci_label(fit, "bootstrap band"))
+            ax.fill_between(bx, lo, hi, color="C0", alpha=0.2, linewidth=0,
+                            label=band_label or _ci_label(fit, "bootstrap band"))
         held = np.zeros(m.shape, dtype=bool)
         if holdout:
             held[np.flatnonzero(in_fit)[-holdout:]] = True

@@ -64,7 +64,7 @@ def write_report(out_dir: Path, s: dict[str, Any], images: dict[str, str]) -> Pa
                  "not shown to be sublinear (the interval reaches 1 or more)."), ""]
     plan = s.get("planning", {})
     if plan.get("predictions"):
-        lines += ["## Predictions", "", "| m | predicted error | 95% band |", "|---|---|---|"]
+        lines += ["## Predictions", "", "| m | predicted error | 90% predictive interval |", "|---|---|---|"]
         for p in plan["predictions"]:
             lines.append(f"| {_f(p['m'])} | {_f(p['value'])} | [{_f(p['low'])}, {_f(p['high'])}] |")
         lines.append("")

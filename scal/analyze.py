@@ -29,7 +29,7 @@ from analysis import decision
 from analysis.backtest import backtest
 from analysis.backtest import metrics as backtest_metrics
 from analysis.fit import DEFAULT_LEVEL, CurveFit, FitError, fit_model_size, json_float, sublinear
-from analysis.plan import Estimate, data_for_error, power_at, predict_errors
+from analysis.plan import data_for_error, power_at, predict_errors
 from analysis.plots import plot_learning_curve, plot_model_size, plot_residuals
 from analysis.reader import best_fit_points, read_trials, study_params
 from analysis.regions import Regions, classify, compute_limited_reasons, fit_mask
@@ -178,10 +178,12 @@ def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, 
     out.mkdir(parents=True, exist_ok=True)
     x_hi = m.max() * PLOT_EXTEND_FACTOR
     grid = np.geomspace(m.min() / 1.5, x_hi, 80)
-    low, high = lc.band(grid)
+    # The band is the predictive interval the planning and the decision summary quote.
+    low, high = lc.interval(grid, DEFAULT_LEVEL)
     title = f"{fits.domain or ''} {fits.unit or ''}".strip()
     lc_png = plot_learning_curve(m, eps, lc, out / "learning_curve.png", fits.metric, best_guess=fits.best_guess,
-                                 band=(grid, low, high), title=f"learning curve: {title} ({fits.metric})",
+                                 band=(grid, low, high), band_label=f"{DEFAULT_LEVEL:.0%} predictive interval",
+                                 title=f"learning curve: {title} ({fits.metric})",
                                  regions=fits.regions, in_fit=in_fit, holdout=sel.holdout, extend_to=x_hi)
     ms_png = plot_model_size(m, pts["n_params"].to_numpy(float), ms, out / "model_size.png",
                              title=f"best-fit model size: {title}")
@@ -191,10 +193,11 @@ def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, 
     table_pts.to_csv(out / "best_fit_points.csv", index=False)
     planning = plan(fits, sizes=[m.max() * 2, m.max() * 10], target_error=target_error)
     summary = _summary(fits, planning)
+    summary.update(domain=fits.domain, unit=fits.unit)   # the report's title; a study sets the same
     from scal.surface import analyze_surface   # L(N, D) over every trial; {"error": ...} when they cannot carry one
     summary["surface"] = analyze_surface(tracker, parent_run_id, ms, out, n_boot=n_boot)
     summary["backtest"] = study_backtest(fits, form=form, n_boot=n_boot)
-    summary["decision"] = decision.summarize(_facts(fits, planning, _optimal_at_10x(summary["surface"])))
+    summary["decision"] = study_decision(fits, surface=summary["surface"])
     summary["artifacts_dir"] = str(out)
     summary["table"] = format_table(table_pts, fits.metric)
     report = write_report(out, summary, images={"Learning curve": lc_png.name, "Model size": ms_png.name,
@@ -218,9 +221,7 @@ def study_backtest(fits: StudyFits, form: str = AUTO, n_boot: int = 200, level: 
 
 def study_decision(fits: StudyFits, level: float = DEFAULT_LEVEL, surface: dict[str, Any] | None = None) -> str:
     """The decision summary of a fitted study (the surface's optimum when ``surface`` is given)."""
-    m_max = float(fits.points["size"].max())
-    return decision.summarize(_facts(fits, plan(fits, [2 * m_max, 10 * m_max], level=level),
-                                     _optimal_at_10x(surface or {}), level))
+    return decision.summarize(_facts(fits, _optimal_at_10x(surface or {}), level))
 
 
 def _optimal_at_10x(surface: dict[str, Any]) -> dict | None:
@@ -234,14 +235,13 @@ def _optimal_at_10x(surface: dict[str, Any]) -> dict | None:
     return None
 
 
-def _facts(fits: StudyFits, planning: dict[str, Any], optimal_10x: dict | None = None,
-           level: float = DEFAULT_LEVEL) -> decision.Facts:
-    """The decision summary's numbers: the largest subset now, the planning predictions at 2x and
+def _facts(fits: StudyFits, optimal_10x: dict | None = None, level: float = DEFAULT_LEVEL) -> decision.Facts:
+    """The decision summary's numbers: the largest fitted subset now, the predictions at 2x and
     10x its size, the model-size curve at 10x, the surface's optimum at 10x the compute."""
     pts = fits.points
-    last = pts.iloc[-1]
-    p2, p10 = (Estimate(p["value"], p["low"], p["high"]) for p in planning["predictions"][:2])
+    last = pts[pts["in_fit"]].iloc[-1]   # the largest fitted subset: a compute-limited one is an upper bound
     m10 = float(last["size"]) * 10
+    p2, p10 = predict_errors(fits.curve, [float(last["size"]) * 2, m10], level)
     n10 = power_at(fits.model_size, m10)
     notes = []
     limited = pts[pts["compute_limited"] != ""]

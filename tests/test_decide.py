@@ -138,7 +138,9 @@ def test_fit_csv_backtest_compute_limited_and_decision(tmp_path):
     assert bt["fit_max_x"] == m[m <= m[:-1].max() / 8].max()
     assert {"x", "observed", "predicted", "low", "high", "rel_error", "inside"} <= set(bt["points"][0])
     assert [p["x"] for p in bt["leave_two_out"]["points"]] == m[-3:-1].tolist()
-    assert c["decision"].startswith(f"At {m[-1]:,.0f} m the error is") and "compute-limited region" in c["decision"]
+    # "Now" is the largest fitted point; the compute-limited one is named as outside the curve.
+    assert c["decision"].startswith(f"At {m[-2]:,.0f} m the error is")
+    assert f"x = {m[-1]:,.0f} (compute-limited) is not in the fit" in c["decision"]
     assert "backtest (m <= max/8" in proc.stderr
     bad = run_cli(["fit", str(path), "--x", "m", "--y", "err", "--compute-limited", "err"], cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("error: ") == 1 and "1/0" in bad.stderr
@@ -150,7 +152,8 @@ def test_a_study_reports_its_decision_backtest_and_labels(toy_study):
     from mlflow.tracking import MlflowClient
 
     s = toy_study["summary"]
-    assert s["decision"].startswith(f"At {s['subsets'][-1]['size']:,} ")
+    largest_fitted = [p for p in s["subsets"] if p["in_fit"]][-1]
+    assert s["decision"].startswith(f"At {largest_fitted['size']:,} ")
     assert all("compute_limited" in p for p in s["subsets"])
     limited = [p for p in s["subsets"] if p["compute_limited"]]
     assert all(p["region"] == COMPUTE_LIMITED for p in limited)
