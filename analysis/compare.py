@@ -42,7 +42,6 @@ import numpy as np
 from scipy.optimize import brentq
 
 from analysis.fit import CurveFit, FitError, json_float, rank_interval
-from analysis.forms import make_form
 from analysis.plan import predict_error
 from analysis.select import AUTO, Selection, fit_curve
 
@@ -211,7 +210,7 @@ def curve_function(fit: CurveFit, params: Mapping[str, float] | None = None) -> 
     """x -> f(x) for the fit (or for one of its bootstrap refits' ``params``), without the
     extrapolation warning of `CurveFit.predict`: a crossover search looks far past the data on
     purpose, and says how far in its result."""
-    est = fit.estimator if fit.estimator is not None else make_form(fit.form)
+    est = fit._est()   # the fit's own estimator (made once, as CurveFit.predict uses it)
     p = dict(fit.params if params is None else params)
     return lambda x: est.curve(p, np.asarray(x, dtype=float))
 

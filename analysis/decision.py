@@ -41,24 +41,25 @@ class Facts:
     what: str = "best-fit error"       # a study's points are best fits; a CSV's are whatever was measured
 
 
-def _g(v: float | None) -> str:
+def fmt(v: float | None) -> str:
+    """A number as the summary writes it (also its callers' notes): measured sizes in full, estimates to 3-4 figures."""
     if v is None or not math.isfinite(v):
         return "?"
-    if abs(v) >= 1e4:   # measured sizes in full with separators; estimates to 3 figures
-        return f"{v:,.0f}" if float(v).is_integer() and abs(v) < 1e7 else f"{v:.3g}"
-    return f"{v:.4g}"
+    if float(v).is_integer() and abs(v) < 1e7:   # measured sizes in full, with separators
+        return f"{v:,.0f}"
+    return f"{v:.3g}" if abs(v) >= 1e4 else f"{v:.4g}"
 
 
 def _iv(e: Estimate) -> str:
-    return f"[{_g(e.low)}, {_g(e.high)}]"
+    return f"[{fmt(e.low)}, {fmt(e.high)}]"
 
 
 def summarize(f: Facts) -> str:
     """The summary as one Markdown paragraph of short sentences."""
     pct = f"{round(100 * f.level)}%"
-    s = [f"At {_g(f.x_now)} {f.unit} the {f.what} is {_g(f.error_now)} {f.metric}"
+    s = [f"At {fmt(f.x_now)} {f.unit} the {f.what} is {fmt(f.error_now)} {f.metric}"
          + (f" ({f.region_now} region)." if f.region_now else ".")]
-    s.append(f"2x the data should give {_g(f.at_2x.value)} {_iv(f.at_2x)} and 10x {_g(f.at_10x.value)} "
+    s.append(f"2x the data should give {fmt(f.at_2x.value)} {_iv(f.at_2x)} and 10x {fmt(f.at_10x.value)} "
              f"{_iv(f.at_10x)} ({pct} predictive intervals).")
     gain = 1.0 - f.at_2x.value / f.error_now if f.error_now > 0 and math.isfinite(f.at_2x.value) else math.nan
     if gain > 0:
@@ -67,19 +68,19 @@ def summarize(f: Facts) -> str:
         s.append("The fitted curve lies above today's error, so it does not describe the largest size: "
                  "do not plan with it; measure more sizes in the power-law region.")
     if f.n_params_10x is not None:
-        s.append(f"At 10x the data the best-fit model has about {_g(f.n_params_10x.value)} parameters "
+        s.append(f"At 10x the data the best-fit model has about {fmt(f.n_params_10x.value)} parameters "
                  f"{_iv(f.n_params_10x)}.")
     if f.optimal_10x:
         o = f.optimal_10x
         s.append(f"For 10x this study's compute (C = k N D summed over its trials, one pass each: "
-                 f"{_g(o.get('compute'))} FLOPs) the loss surface's compute-optimal split is "
-                 f"{_g(o.get('n_params'))} parameters on {_g(o.get('data'))} {f.unit}, for {_g(o.get('loss'))}.")
+                 f"{fmt(o.get('compute'))} FLOPs) the loss surface's compute-optimal split is "
+                 f"{fmt(o.get('n_params'))} parameters on {fmt(o.get('data'))} {f.unit}, for {fmt(o.get('loss'))}.")
     if f.floor > 0 and math.isfinite(f.floor) and f.floor >= f.error_now:
-        s.append(f"Today's error is at or below the fitted floor {_g(f.floor)}: the fit does not describe the "
+        s.append(f"Today's error is at or below the fitted floor {fmt(f.floor)}: the fit does not describe the "
                  "largest size.")
     elif f.floor > 0 and math.isfinite(f.floor):
         share = (f.error_now - f.floor) / f.error_now
-        s.append(f"The fitted floor is {_g(f.floor)}: {100 * share:.0f}% of today's error can still be removed "
+        s.append(f"The fitted floor is {fmt(f.floor)}: {100 * share:.0f}% of today's error can still be removed "
                  "by data and model size; the rest needs a better architecture or is irreducible.")
     else:
         s.append("The fit has no floor within the data: error still falls as a pure power law, so more data "

@@ -181,11 +181,8 @@ def _facts(sel: Selection, xs: np.ndarray, ys: np.ndarray, regions: dict | None,
     x_now = float(xs[i])
     at_2x, at_10x = predict_errors(sel.fit, [2 * x_now, 10 * x_now], level)
     region = regions["labels"][i] if regions else None
-    notes = tuple(f"x = {_num(x)} ({regions['labels'][j] if regions else 'not fitted'}) is not in the fit: "
-                  f"its {_num(y)} is not a point of the curve." for j, (x, y) in enumerate(zip(xs, ys)) if j > i)
+    notes = tuple(f"x = {decision.fmt(x)} ({regions['labels'][j] if regions else 'not fitted'}) is not in the fit: "
+                  f"its {decision.fmt(y)} is not a point of the curve." for j, (x, y) in enumerate(zip(xs, ys)) if j > i)
     return decision.Facts(metric=y_name, unit=x_name, x_now=x_now, error_now=float(ys[i]), region_now=region,
                           at_2x=at_2x, at_10x=at_10x, floor=sel.fit.floor(), level=level, what="error", notes=notes)
 
-
-def _num(v: float) -> str:
-    return f"{v:,.0f}" if float(v).is_integer() else f"{v:.4g}"

@@ -59,6 +59,7 @@ class StudyFits:
     model_size: CurveFit
     wall_time: CurveFit | None
     units_seen: CurveFit | None
+    trials: pd.DataFrame | None = None   # every trial run as read (the loss surface's points), read once
 
     @property
     def curve(self) -> CurveFit:
@@ -73,7 +74,8 @@ def fit_study(uri: str, run_id: str, form: str = AUTO, holdout: int | None = Non
     params = study_params(uri, run_id)
     metric = params.get("study.metric", "error")
     best_guess = float(params.get("study.best_guess_error", "nan"))
-    points = best_fit_points(read_trials(uri, run_id))
+    trials = read_trials(uri, run_id)
+    points = best_fit_points(trials)
     if len(points) < 3:
         raise FitError(f"study {run_id} has {len(points)} subsets with finished trials; a fit needs at least 3")
     m = points["size"].to_numpy(float)
@@ -90,7 +92,7 @@ def fit_study(uri: str, run_id: str, form: str = AUTO, holdout: int | None = Non
     ms = fit_model_size(m, points["n_params"].to_numpy(float), n_boot=n_boot, seed=seed)
     return StudyFits(run_id, points, metric, best_guess, params.get("study.domain"), params.get("study.unit"),
                      sel, regions, ms, _cost_fit(m, points["wall_time_s"], n_boot, seed),
-                     _cost_fit(m, points["epochs"].to_numpy(float) * m, n_boot, seed))
+                     _cost_fit(m, points["epochs"].to_numpy(float) * m, n_boot, seed), trials)
 
 
 def _compute_limited(points: pd.DataFrame, params: dict[str, str]) -> list[str]:
@@ -195,7 +197,7 @@ def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, 
     summary = _summary(fits, planning)
     summary.update(domain=fits.domain, unit=fits.unit)   # the report's title; a study sets the same
     from scal.surface import analyze_surface   # L(N, D) over every trial; {"error": ...} when they cannot carry one
-    summary["surface"] = analyze_surface(tracker, parent_run_id, ms, out, n_boot=n_boot)
+    summary["surface"] = analyze_surface(tracker, parent_run_id, ms, out, n_boot=n_boot, trials=fits.trials)
     summary["backtest"] = study_backtest(fits, form=form, n_boot=n_boot)
     summary["decision"] = study_decision(fits, surface=summary["surface"])
     summary["artifacts_dir"] = str(out)

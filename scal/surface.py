@@ -141,14 +141,15 @@ def csv_surface(path: str | Path, n_col: str, d_col: str, y_col: str, computes: 
 
 
 def study_surface(uri: str, run_id: str, computes: Sequence[float] = (), n_boot: int = 200, seed: int = 0,
-                  model_size: CurveFit | None = None) -> Surface:
+                  model_size: CurveFit | None = None, trials: pd.DataFrame | None = None) -> Surface:
     """The surface of study ``run_id``'s trials, and its frontier against the model-size curve:
     ``model_size`` when the caller has fitted it (the study's analysis), else fitted here from the
-    best-fit points the same way `scal.analyze.fit_study` does."""
+    best-fit points the same way `scal.analyze.fit_study` does. ``trials``: the study's runs when
+    the caller has read them already (`analysis.reader.read_trials`)."""
     from analysis.reader import best_fit_points, read_trials, study_params
 
     params = study_params(uri, run_id)
-    trials = read_trials(uri, run_id)
+    trials = read_trials(uri, run_id) if trials is None else trials
     points = trial_points(trials)
     if len(points) == 0:
         raise FitError(f"study {run_id} has no trials with a finite {keys.M_MIN_VAL_ERROR} to fit a surface to")
@@ -173,13 +174,14 @@ def study_surface(uri: str, run_id: str, computes: Sequence[float] = (), n_boot:
 
 
 def analyze_surface(tracker, parent_run_id: str, model_size: CurveFit | None, out_dir: str | Path | None = None,
-                    n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
+                    n_boot: int = 200, seed: int = 0, trials: pd.DataFrame | None = None) -> dict[str, Any]:
     """The study's surface for its summary: fit, plot, log the plot (``analysis/loss_surface.png``)
     and the record (``analysis/surface.json``) to the parent run, and return the record; or
     ``{"error": reason}`` when the trials cannot carry a surface (too few, too alike), so a study
     never fails for want of one."""
     try:
-        surface = study_surface(tracker.uri, parent_run_id, n_boot=n_boot, seed=seed, model_size=model_size)
+        surface = study_surface(tracker.uri, parent_run_id, n_boot=n_boot, seed=seed, model_size=model_size,
+                                trials=trials)
     except ValueError as exc:   # FitError among them: too few points, one N or one D
         log.warning("no loss surface for study %s: %s", parent_run_id, exc)
         return {"error": str(exc).splitlines()[0]}
