@@ -22,7 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from analysis.fit import FitError, json_float
+from analysis.fit import FitError
+from analysis.jsonsafe import json_number
 from analysis.plan import predict_error
 from analysis.select import AUTO, fit_curve
 
@@ -53,9 +54,9 @@ def _split(x: np.ndarray, y: np.ndarray, keep: np.ndarray, form: str, n_boot: in
     for xv, obs in zip(x[~keep], y[~keep]):
         e = predict_error(sel.fit, float(xv), **extra)
         inside = bool(math.isfinite(e.low) and math.isfinite(e.high) and e.low <= obs <= e.high)
-        out["points"].append({"x": float(xv), "observed": float(obs), "predicted": json_float(e.value),
-                              "low": json_float(e.low), "high": json_float(e.high),
-                              "rel_error": json_float((e.value - obs) / obs), "inside": inside})
+        out["points"].append({"x": float(xv), "observed": float(obs), "predicted": json_number(e.value),
+                              "low": json_number(e.low), "high": json_number(e.high),
+                              "rel_error": json_number((e.value - obs) / obs), "inside": inside})
     out["rel_error_at_max"] = out["points"][-1]["rel_error"]
     out["coverage"] = float(np.mean([p["inside"] for p in out["points"]]))
     return out
@@ -86,6 +87,6 @@ def metrics(bt: dict[str, Any]) -> dict[str, float]:
     for prefix, rec in (("backtest_m8", bt), ("backtest_l2o", bt.get("leave_two_out", {}))):
         for key in ("rel_error_at_max", "coverage"):
             v = rec.get(key)
-            if v is not None and math.isfinite(v):
+            if isinstance(v, float) and math.isfinite(v):   # not None, nor "inf" (`analysis.jsonsafe`)
                 out[f"{prefix}_{key}"] = float(v)
     return out

@@ -41,7 +41,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from scipy.optimize import brentq
 
-from analysis.fit import CurveFit, FitError, json_float, rank_interval
+from analysis.fit import CurveFit, FitError, rank_interval
+from analysis.jsonsafe import json_number
 from analysis.plan import predict_error
 from analysis.select import AUTO, Selection, fit_curve
 
@@ -210,7 +211,7 @@ def curve_function(fit: CurveFit, params: Mapping[str, float] | None = None) -> 
     """x -> f(x) for the fit (or for one of its bootstrap refits' ``params``), without the
     extrapolation warning of `CurveFit.predict`: a crossover search looks far past the data on
     purpose, and says how far in its result."""
-    est = fit._est()   # the fit's own estimator (made once, as CurveFit.predict uses it)
+    est = fit.estimator   # the form that made the fit, as CurveFit.predict uses it
     p = dict(fit.params if params is None else params)
     return lambda x: est.curve(p, np.asarray(x, dtype=float))
 
@@ -221,7 +222,7 @@ def curve_function(fit: CurveFit, params: Mapping[str, float] | None = None) -> 
 
 
 def _curve_record(name: str, fit: CurveFit, exponent_fit: CurveFit | None) -> dict[str, Any]:
-    rec = {"name": name, "form": fit.form, **_exponent(fit), "floor": json_float(fit.floor()),
+    rec = {"name": name, "form": fit.form, **_exponent(fit), "floor": json_number(fit.floor()),
            "x_range": [float(v) for v in fit.x_range], "n_points": int(fit.n_points), "n_boot": int(fit.n_boot)}
     if exponent_fit is not fit:   # the common-form refit the exponents are compared in (or None)
         rec["exponent_fit"] = {"form": exponent_fit.form, **_exponent(exponent_fit)} if exponent_fit else None
@@ -230,14 +231,14 @@ def _curve_record(name: str, fit: CurveFit, exponent_fit: CurveFit | None) -> di
 
 def _exponent(fit: CurveFit) -> dict[str, Any]:
     exp = fit.exponent
-    return {"beta_g": json_float(fit.params[exp]), "beta_g_interval": [json_float(v) for v in fit.intervals[exp]]}
+    return {"beta_g": json_number(fit.params[exp]), "beta_g_interval": [json_number(v) for v in fit.intervals[exp]]}
 
 
 def _size_record(fits: Mapping[str, CurveFit], m: float, level: float, n_draws: int) -> dict[str, Any]:
     errors = {}
     for name, fit in fits.items():
         est = predict_error(fit, m, level=level)
-        errors[name] = {"y": json_float(est.value), "low": json_float(est.low), "high": json_float(est.high)}
+        errors[name] = {"y": json_number(est.value), "low": json_number(est.low), "high": json_number(est.high)}
     finite = {n: e["y"] for n, e in errors.items() if e["y"] is not None}
     best = min(finite, key=finite.get) if finite else None
     return {"x": float(m), "errors": errors, "best": best,
@@ -278,7 +279,7 @@ def _pair_record(a: str, fa: CurveFit, b: str, fb: CurveFit, level: float, n_dra
     comparable = ea is not None and eb is not None and ea.form == eb.form
     return {
         "a": a, "b": b,
-        "crossover_x": first, "crossover_interval": [json_float(v) for v in interval],
+        "crossover_x": first, "crossover_interval": [json_number(v) for v in interval],
         "n_boot_crossing": len(boot), "n_boot": n_draws, "crossovers": found,
         "lower_before": _lower(a, fa, b, fb, lo if first is None else first / _step()),
         "lower_after": _lower(a, fa, b, fb, first * _step()) if first is not None else None,
@@ -355,4 +356,5 @@ def comparison_text(result: Mapping[str, Any]) -> str:
 
 
 def _g(v) -> str:
-    return "-" if v is None else f"{v:.4g}"
+    """A number of a record: None is "-", an infinite one ("inf", `analysis.jsonsafe`) as it is."""
+    return "-" if v is None else (v if isinstance(v, str) else f"{v:.4g}")

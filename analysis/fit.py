@@ -16,8 +16,8 @@ rest the same way for all of them:
 - predictive intervals for a new observation at x (`CurveFit.interval`): the bootstrap curves
   plus the fit's own log residuals, widened with the distance beyond the fitted range.
 
-`fit_learning_curve` and `fit_model_size` are the two fits the paper needs (M2 and the
-model-size power law), kept as functions for callers that want just those.
+This module imports no form: a `CurveFit` carries the form that made it (any object with the
+`Curve` interface), so the forms build on this module and never the other way round.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 from scipy.optimize import least_squares
+from scipy.special import ndtri, stdtrit
 
-if TYPE_CHECKING:  # pragma: no cover
-    from analysis.forms import CurveForm
+from analysis.jsonsafe import json_number
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,21 @@ class FitError(ValueError):
     """Input a curve cannot be fitted to (too few points, bad values, duplicate x)."""
 
 
+class Curve(Protocol):
+    """What a fitted curve needs of the form that made it (`analysis.forms.CurveForm` has it)."""
+
+    exponent: str      # the public parameter that is the scaling exponent
+
+    @property
+    def n_params(self) -> int: ...
+
+    def curve(self, params: dict[str, float], x: np.ndarray) -> np.ndarray:
+        """The curve at x from public parameters."""
+
+    def floor(self, params: dict[str, float]) -> float:
+        """The limit of the curve as x -> infinity."""
+
+
 @dataclass(frozen=True)
 class CurveFit:
     """A fitted curve, its bootstrap percentile intervals and where it was fitted.
@@ -61,7 +76,8 @@ class CurveFit:
     ``rmse_log`` = sqrt(mean((log pred - log obs)**2)) over the fitted points. ``n_boot`` is the
     number of bootstrap refits behind the intervals; with 0 the intervals are (nan, nan).
     ``boot_params`` keeps each refit's parameters, so bands and inverse predictions need no
-    second bootstrap. ``residuals_log`` are log pred - log obs at the fitted points, in x order.
+    second bootstrap. ``estimator`` is the form that made the fit, and evaluates it.
+    ``residuals_log`` are log pred - log obs at the fitted points, in x order.
     ``extrapolation_log`` (c) is how fast the log error of a prediction grows with its distance
     beyond the fitted range, measured on ``extrapolation_dof`` held-out horizons by
     `analysis.select.fit_curve` (0 and 0 when nothing was held out); see `interval`.
@@ -74,16 +90,16 @@ class CurveFit:
     n_points: int
     rmse_log: float
     n_boot: int
+    estimator: Curve = field(repr=False, compare=False)
     ci: float = 0.95
     boot_params: tuple[dict[str, float], ...] = field(default=(), repr=False, compare=False)
-    estimator: "CurveForm | None" = field(default=None, repr=False, compare=False)
     residuals_log: tuple[float, ...] = field(default=(), repr=False, compare=False)
     extrapolation_log: float = field(default=0.0, compare=False)
     extrapolation_dof: int = field(default=0, compare=False)
 
     @property
     def exponent(self) -> str:
-        return self._est().exponent
+        return self.estimator.exponent
 
     def predict(self, x, warn: bool = True) -> np.ndarray:
         """The curve at ``x`` (scalar or array); logs a warning for far extrapolation unless
@@ -91,11 +107,11 @@ class CurveFit:
         x = np.asarray(x, dtype=float)
         if warn:
             warn_if_far(self, x)
-        return self._est().curve(self.params, x)
+        return self.estimator.curve(self.params, x)
 
     def floor(self) -> float:
         """The error the curve levels off at as x -> infinity (0 for a pure power law)."""
-        return float(self._est().floor(self.params))
+        return float(self.estimator.floor(self.params))
 
     def band(self, x, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise bootstrap percentile band (low, high) of the curve at ``x``: where the
@@ -106,7 +122,7 @@ class CurveFit:
         if not self.boot_params:
             nan = np.full(x.shape, np.nan)
             return nan, nan.copy()
-        est = self._est()
+        est = self.estimator
         curves = np.stack([est.curve(p, x) for p in self.boot_params])
         lo_pct, hi_pct = percentiles(self.ci)
         return np.percentile(curves, lo_pct, axis=0), np.percentile(curves, hi_pct, axis=0)
@@ -117,7 +133,7 @@ class CurveFit:
         r = np.asarray(self.residuals_log, dtype=float)
         if r.size == 0:
             return math.nan
-        return float(np.sqrt(np.sum(r**2) / max(r.size - self._est().n_params, 1)))
+        return float(np.sqrt(np.sum(r**2) / max(r.size - self.estimator.n_params, 1)))
 
     def interval(self, x, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
         """Predictive interval (low, high) at ``x`` for a NEW observation, covering it with
@@ -145,9 +161,7 @@ class CurveFit:
         if not self.boot_params or r.size == 0:
             nan = np.full(x.shape, np.nan)
             return nan, nan.copy()
-        from scipy.special import ndtri, stdtrit
-
-        est = self._est()
+        est = self.estimator
         with np.errstate(all="ignore"):
             log_curves = np.log(np.stack([est.curve(p, x.ravel()) for p in self.boot_params]))   # (B, m)
         sigma = self.noise_log()
@@ -170,56 +184,22 @@ class CurveFit:
 
     def boot_curves(self) -> list["CurveFit"]:
         """Each bootstrap refit as a CurveFit without intervals (for inverse predictions)."""
-        return [CurveFit(self.form, p, {}, self.x_range, self.n_points, math.nan, 0, self.ci, (), self.estimator)
+        return [CurveFit(self.form, p, {}, self.x_range, self.n_points, math.nan, 0, self.estimator, self.ci)
                 for p in self.boot_params]
 
     def to_dict(self) -> dict:
-        """Plain floats, ints, strings and lists only; non-finite numbers become None (valid JSON)."""
+        """Plain floats, ints, strings and lists only; NaN and infinity as `analysis.jsonsafe` says."""
         return {
             "form": self.form,
-            "params": {k: json_float(v) for k, v in self.params.items()},
-            "intervals": {k: [json_float(lo), json_float(hi)] for k, (lo, hi) in self.intervals.items()},
-            "floor": json_float(self.floor()),
+            "params": {k: json_number(v) for k, v in self.params.items()},
+            "intervals": {k: [json_number(lo), json_number(hi)] for k, (lo, hi) in self.intervals.items()},
+            "floor": json_number(self.floor()),
             "x_range": [float(self.x_range[0]), float(self.x_range[1])],
             "n_points": int(self.n_points),
-            "rmse_log": json_float(self.rmse_log),
+            "rmse_log": json_number(self.rmse_log),
             "n_boot": int(self.n_boot),
             "ci": float(self.ci),
         }
-
-    def _est(self) -> "CurveForm":
-        if self.estimator is None:
-            from analysis.forms import make_form
-
-            object.__setattr__(self, "estimator", make_form(self.form))
-        return self.estimator
-
-
-# ---------------------------------------------------------------------------------------------
-# The paper's two fits
-# ---------------------------------------------------------------------------------------------
-
-
-def fit_learning_curve(m, eps, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> CurveFit:
-    """eps(m) = alpha * m**beta_g + gamma (form M2, the paper's), with bootstrap intervals."""
-    from analysis.forms import M2
-
-    return M2(n_boot=n_boot, seed=seed, ci=ci).fit(m, eps)
-
-
-def prediction_band(m, eps, x, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap band (low, high) at ``x`` of `fit_learning_curve` with the same arguments."""
-    return fit_learning_curve(m, eps, n_boot=n_boot, seed=seed, ci=ci).band(x)
-
-
-def fit_model_size(m, n_params, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> CurveFit:
-    """s(m) = sigma * m**beta_p by ordinary least squares on (log m, log s), with intervals.
-
-    Equal parameter counts at different m are fine (several subsets may pick one model size).
-    """
-    from analysis.forms import PowerLaw
-
-    return PowerLaw(n_boot=n_boot, seed=seed, ci=ci).fit(m, n_params)
 
 
 def sublinear(fit: CurveFit) -> bool:
@@ -278,8 +258,6 @@ def extrapolation_distance(x: np.ndarray, x_range: tuple[float, float]) -> np.nd
 
 def _normal_scores(n: int) -> np.ndarray:
     """n evenly spaced standard normal quantiles, Phi^-1((i + 1/2) / n)."""
-    from scipy.special import ndtri
-
     return ndtri((np.arange(n) + 0.5) / n)
 
 
@@ -308,11 +286,6 @@ def rank_interval(vals, ci: float) -> tuple[float, float]:
     """
     s = np.sort(np.asarray(vals, dtype=float))
     return tuple(float(s[min(s.size - 1, max(0, math.ceil(p / 100.0 * s.size) - 1))]) for p in percentiles(ci))
-
-
-def json_float(v) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def rmse_log(pred: np.ndarray, obs: np.ndarray) -> float:

@@ -17,6 +17,9 @@ form        formula                                                             
 Model size, parameters s against m: ``power``, s = sigma * m**beta_p (ordinary least squares in
 log-log space).
 
+`fit_learning_curve` and `fit_model_size` at the end are the two fits the paper needs (M2 and the
+model-size power law), kept as functions for callers that want just those.
+
 How each form is fitted (`CurveForm.fit`): x is centred on its geometric mean x0 (u = x / x0) so
 that the amplitude and the exponent are not tied together by a factor x0**beta, then the form's
 internal parameters theta are found from every one of the form's starts at once by the batched
@@ -741,3 +744,26 @@ def make_form(name: str, **settings) -> CurveForm:
     except KeyError:
         raise ValueError(f"unknown curve form {name!r}; choose from auto, {', '.join(FORMS)}") from None
     return cls(**settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's two fits
+# ---------------------------------------------------------------------------------------------
+
+
+def fit_learning_curve(m, eps, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> CurveFit:
+    """eps(m) = alpha * m**beta_g + gamma (form M2, the paper's), with bootstrap intervals."""
+    return M2(n_boot=n_boot, seed=seed, ci=ci).fit(m, eps)
+
+
+def prediction_band(m, eps, x, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap band (low, high) at ``x`` of `fit_learning_curve` with the same arguments."""
+    return fit_learning_curve(m, eps, n_boot=n_boot, seed=seed, ci=ci).band(x)
+
+
+def fit_model_size(m, n_params, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> CurveFit:
+    """s(m) = sigma * m**beta_p by ordinary least squares on (log m, log s), with intervals.
+
+    Equal parameter counts at different m are fine (several subsets may pick one model size).
+    """
+    return PowerLaw(n_boot=n_boot, seed=seed, ci=ci).fit(m, n_params)

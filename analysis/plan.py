@@ -25,6 +25,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from analysis.fit import DEFAULT_LEVEL, CurveFit, check_level, rank_interval, warn_if_far
+from analysis.jsonsafe import json_number
 
 # Root search bracket for m, in natural-log units around the fitted range.
 LOG_M_BELOW = 30.0
@@ -40,7 +41,7 @@ class Estimate:
     high: float
 
     def to_dict(self) -> dict:
-        return {"value": _num(self.value), "low": _num(self.low), "high": _num(self.high)}
+        return {"value": json_number(self.value), "low": json_number(self.low), "high": json_number(self.high)}
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,9 @@ class DataPlan:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return {"target_error": self.target, "m": _num(self.m), "low": _num(self.low), "high": _num(self.high),
-                "floor": _num(self.floor), "reachable": self.reachable, "note": self.note}
-
-
-def _num(v):
-    if v is None:
-        return None
-    v = float(v)
-    if math.isnan(v):
-        return None
-    return v if math.isfinite(v) else "inf"
+        return {"target_error": self.target, "m": json_number(self.m), "low": json_number(self.low),
+                "high": json_number(self.high), "floor": json_number(self.floor), "reachable": self.reachable,
+                "note": self.note}
 
 
 def predict_errors(fit: CurveFit, sizes, level: float = DEFAULT_LEVEL, name: str | None = None) -> list[Estimate]:
@@ -94,7 +87,7 @@ def _invert(fit: CurveFit, target: float) -> float | None:
         return None
     lo_x, hi_x = fit.x_range
     a, b = math.log(lo_x) - LOG_M_BELOW, math.log(hi_x) + LOG_M_ABOVE
-    est = fit._est()
+    est = fit.estimator
 
     def gap(log_m: float) -> float:
         return math.log(float(est.curve(fit.params, np.array([math.exp(log_m)]))[0])) - math.log(target)

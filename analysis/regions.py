@@ -57,7 +57,7 @@ def compute_limited_reasons(widths, cut_short, max_width: float | None) -> list[
     """Why each best-fit point is compute-limited ("" where it is not).
 
     ``widths``: the best-fit model's growth knob; ``cut_short``: the share of its seeds still at
-    their best when the step budget ran out (`analysis.reader`); a point is compute-limited when
+    their best when the step budget ran out (`scal.reader`); a point is compute-limited when
     its width is at ``max_width`` or most of its seeds (more than half) were cut short. One seed
     of two that early stopping ended shows the configuration reaches its minimum within the
     budget; the other's last rounds are then a plateau (on the default study: 0.1% per round),

@@ -34,6 +34,7 @@ import numpy as np
 
 from analysis.fit import CurveFit, FitError, extrapolation_distance, validate
 from analysis.forms import LEARNING_FORMS, make_form
+from analysis.jsonsafe import json_number
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,6 @@ def default_holdouts(n_points: int, min_fit: int = 4) -> tuple[int, ...]:
     if half >= 1 and n_points - half >= max(min_fit, 4):
         ks.add(half)
     return tuple(sorted(ks))
-
-
-def default_holdout(n_points: int) -> int:
-    """The shortest default horizon (the held-out points a plot marks)."""
-    return default_holdouts(n_points)[0]
 
 
 @dataclass(frozen=True)
@@ -89,13 +85,9 @@ class Selection:
 
     def to_dict(self) -> dict:
         return {"form": self.form, "requested": self.requested, "holdout": self.holdout, "splits": list(self.splits),
-                "holdout_rmse_log": _finite_or_none(self.holdout_rmse_log),
-                "holdout_rmse_log_by_form": {k: _finite_or_none(v) for k, v in self.scores.items()},
+                "holdout_rmse_log": json_number(self.holdout_rmse_log),
+                "holdout_rmse_log_by_form": {k: json_number(v) for k, v in self.scores.items()},
                 "skipped_forms": dict(self.skipped), "fit": self.fit.to_dict()}
-
-
-def _finite_or_none(v):
-    return float(v) if v is not None and math.isfinite(v) else None
 
 
 def holdout_errors(form: str, x: np.ndarray, y: np.ndarray, k: int, **settings) -> tuple[np.ndarray, CurveFit]:
@@ -107,13 +99,6 @@ def holdout_errors(form: str, x: np.ndarray, y: np.ndarray, k: int, **settings) 
         pred = fit.predict(x[-k:], warn=False)
     ok = np.isfinite(pred) & (pred > 0)
     return np.where(ok, np.log(np.where(ok, pred, 1.0)) - np.log(y[-k:]), np.inf), fit
-
-
-def holdout_score(form: str, x: np.ndarray, y: np.ndarray, k: int, **settings) -> tuple[float, CurveFit]:
-    """Fit ``form`` on all but the largest k points (no bootstrap) and score the k held out:
-    rmse_k (inf when a prediction is not positive)."""
-    err, fit = holdout_errors(form, x, y, k, **settings)
-    return (float(np.sqrt(np.mean(err**2))) if np.all(np.isfinite(err)) else math.inf), fit
 
 
 def extrapolation_growth(x: np.ndarray, errors: dict[int, np.ndarray], sigma: float) -> tuple[float, int]:

@@ -47,7 +47,8 @@ from scipy.optimize import minimize
 from scipy.special import huber
 from threadpoolctl import threadpool_limits
 
-from analysis.fit import FitError, json_float, percentiles
+from analysis.fit import FitError, percentiles
+from analysis.jsonsafe import json_number
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ class Optimum:
     loss_interval: tuple[float, float] = (math.nan, math.nan)
 
     def to_dict(self) -> dict:
-        return {"compute": json_float(self.compute), "n_params": json_float(self.n_params),
-                "data": json_float(self.data), "loss": json_float(self.loss),
+        return {"compute": json_number(self.compute), "n_params": json_number(self.n_params),
+                "data": json_number(self.data), "loss": json_number(self.loss),
                 "n_params_interval": _pair(self.n_params_interval), "data_interval": _pair(self.data_interval),
                 "loss_interval": _pair(self.loss_interval)}
 
@@ -136,16 +137,16 @@ class SurfaceFit:
         return value, percentile_interval(boots, self.ci)
 
     def to_dict(self) -> dict:
-        """Plain JSON types; non-finite numbers become None."""
+        """Plain JSON types; NaN and infinity as `analysis.jsonsafe` says."""
         return {
-            "params": {k: json_float(self.params[k]) for k in PARAMS},
+            "params": {k: json_number(self.params[k]) for k in PARAMS},
             "intervals": {k: _pair(self.intervals[k]) for k in PARAMS},
-            "a": json_float(self.a), "a_interval": _pair(self.a_interval),
-            "b": json_float(self.b), "b_interval": _pair(self.b_interval),
+            "a": json_number(self.a), "a_interval": _pair(self.a_interval),
+            "b": json_number(self.b), "b_interval": _pair(self.b_interval),
             "n_points": int(self.n_points),
             "optimal": [o.to_dict() for o in self.optimal],
-            "flops_per_param_unit": json_float(self.flops_per_param_unit),
-            "rmse_log": json_float(self.rmse_log),
+            "flops_per_param_unit": json_number(self.flops_per_param_unit),
+            "rmse_log": json_number(self.rmse_log),
             "n_range": _pair(self.n_range), "d_range": _pair(self.d_range),
             "n_boot": int(self.n_boot), "ci": float(self.ci), "huber_delta": HUBER_DELTA,
         }
@@ -410,4 +411,4 @@ def _exp(v: float) -> float:
 
 
 def _pair(iv) -> list:
-    return [json_float(iv[0]), json_float(iv[1])]
+    return [json_number(iv[0]), json_number(iv[1])]

@@ -23,7 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.fit import CurveFit, json_float
+from analysis.fit import CurveFit
+from analysis.jsonsafe import json_number
 from analysis.surface import SurfaceFit
 
 DIFFER_FACTOR = 2.0   # model sizes this many times apart are a different model, not noise
@@ -61,12 +62,12 @@ class ModelSizeComparison:
 
     def to_dict(self) -> dict:
         return {
-            "frontier_exponent": json_float(self.frontier_exponent),
-            "frontier_exponent_interval": [json_float(v) for v in self.frontier_interval],
-            "beta_p": json_float(self.beta_p), "beta_p_interval": [json_float(v) for v in self.beta_p_interval],
+            "frontier_exponent": json_number(self.frontier_exponent),
+            "frontier_exponent_interval": [json_number(v) for v in self.frontier_interval],
+            "beta_p": json_number(self.beta_p), "beta_p_interval": [json_number(v) for v in self.beta_p_interval],
             "intervals_overlap": self.overlap,
-            "at_sizes": [{"data": float(m), "n_params_frontier": json_float(f), "n_params_model_size": json_float(s),
-                          "ratio": json_float(f / s if s > 0 else math.nan)}
+            "at_sizes": [{"data": float(m), "n_params_frontier": json_number(f), "n_params_model_size": json_number(s),
+                          "ratio": json_number(f / s if s > 0 else math.nan)}
                          for m, f, s in zip(self.sizes, self.frontier_n_params, self.model_size_n_params)],
             "differ_factor": DIFFER_FACTOR,
             "differ_at": [float(v) for v in self.differ_at],

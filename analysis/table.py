@@ -21,7 +21,8 @@ import pandas as pd
 
 from analysis import decision
 from analysis.backtest import backtest
-from analysis.fit import DEFAULT_LEVEL, FitError, check_level, json_float
+from analysis.fit import DEFAULT_LEVEL, FitError, check_level
+from analysis.jsonsafe import json_number
 from analysis.plan import data_for_error, predict_errors
 from analysis.regions import classify, fit_mask
 from analysis.select import AUTO, Selection, fit_curve
@@ -74,26 +75,26 @@ def curve_record(sel: Selection, predict_at: Sequence[float] = (), target_error:
     exp_name = fit.exponent
     rec: dict[str, Any] = {
         "group": group, "n_points": fit.n_points, "form": sel.form, "form_requested": sel.requested,
-        "params": {k: json_float(v) for k, v in fit.params.items()},
-        "intervals": {k: [json_float(a), json_float(b)] for k, (a, b) in fit.intervals.items()},
-        "beta_g": json_float(fit.params[exp_name]),
-        "beta_g_interval": [json_float(v) for v in fit.intervals[exp_name]],
-        "floor": json_float(fit.floor()), "rmse_log": json_float(fit.rmse_log), "n_boot": fit.n_boot,
+        "params": {k: json_number(v) for k, v in fit.params.items()},
+        "intervals": {k: [json_number(a), json_number(b)] for k, (a, b) in fit.intervals.items()},
+        "beta_g": json_number(fit.params[exp_name]),
+        "beta_g_interval": [json_number(v) for v in fit.intervals[exp_name]],
+        "floor": json_number(fit.floor()), "rmse_log": json_number(fit.rmse_log), "n_boot": fit.n_boot,
         "x_range": list(fit.x_range), "level": float(level),
     }
     if sel.holdout:
         rec["holdout"] = sel.holdout
-        rec["holdout_rmse_log"] = json_float(sel.holdout_rmse_log) if sel.holdout_rmse_log is not None else None
-        rec["holdout_rmse_log_by_form"] = {k: json_float(v) for k, v in sel.scores.items()}
+        rec["holdout_rmse_log"] = json_number(sel.holdout_rmse_log)
+        rec["holdout_rmse_log_by_form"] = {k: json_number(v) for k, v in sel.scores.items()}
         rec["skipped_forms"] = dict(sel.skipped)
     rec["predictions"] = []
     for xv, e in zip(predict_at, predict_errors(fit, predict_at, level, name=group)):
-        rec["predictions"].append({"x": float(xv), "y": json_float(e.value), "low": json_float(e.low),
-                                   "high": json_float(e.high)})
+        rec["predictions"].append({"x": float(xv), "y": json_number(e.value), "low": json_number(e.low),
+                                   "high": json_number(e.high)})
     if target_error is not None:
         d = data_for_error(fit, target_error)
         rec["data_for_target"] = {"target_error": target_error, "x": d.to_dict()["m"], "low": d.to_dict()["low"],
-                                  "high": d.to_dict()["high"], "reachable": d.reachable, "floor": json_float(d.floor),
+                                  "high": d.to_dict()["high"], "reachable": d.reachable, "floor": json_number(d.floor),
                                   "note": d.note}
     if regions is not None:
         rec["regions"] = regions

@@ -3,7 +3,7 @@
 For every curve (Domain, Task, Model) of ../shared/benchmarks/alabdulmohsin2022/ (or --data DIR):
 fit ``form=auto`` with the default bootstrap on the Training == 1 points, then ask whether each
 Training == 0 point (all of them lie beyond the fitted range) falls inside the ``--level``
-predictive interval (`analysis.fit.CurveFit.interval`, what ``scal fit --predict`` reports).
+predictive interval (`analysis.fit.CurveFit.interval`, what ``scal fit --size`` reports).
 Nothing here is tuned on those held-out points: every interval is built from its curve's
 training points alone.
 

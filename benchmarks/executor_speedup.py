@@ -18,7 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from scal.study import StudyConfig, prepare, run_study
-from search.executor import ExecutorSettings, FixedProposer
+from search.executor import ExecutorSettings
+from search.trial import FixedProposer
 from search.interpolate import Config
 
 N_TINY = 40

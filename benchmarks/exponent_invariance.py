@@ -31,6 +31,7 @@ import math
 from analysis.compare import comparison_text, compare_fits, exponents_overlap
 from domain_quick import one          # benchmarks/ is on sys.path when a benchmark runs as a script
 from scal.analyze import fit_study
+from scal.tracking import open_client
 
 COMMON_FORMS = ("m1", "m2")
 
@@ -42,9 +43,10 @@ def study(domain: str, budget: str, data: str | None = None, boot_seed: int = 0)
     as independent ones."""
     def refit(uri: str, s: dict) -> None:
         s["common"], s["common_fits"] = {}, {}
+        client = open_client(uri)
         for form in COMMON_FORMS:
             try:
-                fit = fit_study(uri, s["parent_run_id"], form=form, seed=boot_seed).curve
+                fit = fit_study(client, s["parent_run_id"], form=form, seed=boot_seed).curve
                 s["common"][form] = (fit.params["beta_g"], tuple(fit.intervals["beta_g"]))
                 s["common_fits"][form] = fit
             except ValueError as exc:   # too few points for this form: say so, keep the other results

@@ -2,7 +2,7 @@
 
 Builds 120 synthetic learning curves of 15 points (fixed seed: half M2, half M4, x from 1e3 to
 1e7 with jittered spacing, 3% log-normal noise), writes them to one long CSV, and fits them the
-way ``scal fit FILE --group curve --predict ...`` does (`analysis.table.fit_table`: form auto,
+way ``scal fit FILE --group curve --size ...`` does (`analysis.table.fit_table`: form auto,
 200 bootstrap resamples, 90% predictive intervals at two sizes beyond the data). Timed in one
 run, on the same curves:
 

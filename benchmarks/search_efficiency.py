@@ -38,7 +38,8 @@ import numpy as np
 
 from scal.study import StudyConfig, prepare
 from search.budget import Budget
-from search.executor import FINISHED, ExecutorSettings
+from search.executor import ExecutorSettings
+from search.trial import FINISHED
 from search.grid import best_config, grid_configs
 from search.interpolate import Config
 from search.refine import GridProposer, RacingProposer, SkoptProposer

@@ -24,6 +24,7 @@ import domains
 from domains import loop
 from domains.common import set_threads
 from domains.lm import SEQ_LEN, LMTask, evaluate_lm
+from domains.protocol import TrialSpec
 from search.subsets import SubsetPlan
 
 SUBSET_CHARS = 65_536
@@ -56,8 +57,9 @@ def bare_loop(model, task: LMTask, steps: int, batch: int, seed: int) -> float:
 def scal_loop(dom, data, task: LMTask, settings, seed: int) -> float:
     gen = loop.seed_everything(seed)
     model = dom.build_model(SIZE, data)
+    spec = TrialSpec("lm", "char", SUBSET_CHARS, SIZE, LR, seed, "quick", settings)
     t0 = time.perf_counter()
-    loop.run(model, task, settings, LR, gen, lambda m, s: None, "cpu")
+    loop.run(model, task, spec, dom.count_params(SIZE, data), gen, lambda m, s: None, "cpu")
     return time.perf_counter() - t0
 
 

@@ -1,8 +1,9 @@
-"""Helpers every domain's ``train`` shares: seeding, threads, the loop call, the result record."""
+"""Helpers every domain shares: threads, the size of a generated pool, the loop call, tensor batches."""
 
 from __future__ import annotations
 
 import os
+import traceback
 from typing import Callable
 
 import numpy as np
@@ -20,6 +21,27 @@ def set_threads(n_threads: int | None = None) -> int:
     return n
 
 
+def generated_pool(domain: str, pool_size: int | None, default: int, most: int, data_path: str | None) -> int:
+    """The training pool a domain with generated data makes: ``pool_size`` (``--pool-size``) or its
+    ``default``. Checked before anything is generated: between 1 and ``most`` (past it, generating
+    would take longer, or more memory, than any study here can use), and never with a ``data_path``
+    (``--data``), which is read as it is."""
+    if pool_size is None:
+        return default
+    if data_path is not None:
+        raise ValueError(f"--pool-size sizes domain {domain}'s generated data; --data {data_path} is read as it is")
+    if not 1 <= pool_size <= most:
+        raise ValueError(f"--pool-size must be between 1 and {most:,} for domain {domain}, got {pool_size:,}")
+    return pool_size
+
+
+def no_pool(domain: str, pool_size: int | None) -> None:
+    """A domain that reads its data (a corpus, images, sentence pairs) has no pool to size."""
+    if pool_size is not None:
+        raise ValueError(f"--pool-size sizes generated data; domain {domain} reads its data (--data chooses "
+                         "other data, --min-subset and --n-subsets how much of it a study uses)")
+
+
 def train_trial(
     spec: TrialSpec,
     build: Callable[[], tuple[torch.nn.Module, loop.Task]],
@@ -27,10 +49,10 @@ def train_trial(
     log: LogFn,
     device: str,
 ) -> tuple[TrialResult, torch.nn.Module]:
-    """Seed, build the model and task, run the shared loop, and package a `TrialResult`.
+    """Seed, build the model and task, and run the shared loop (which makes the `TrialResult`).
 
     Any exception inside training becomes status ``failed`` with the reason, so one broken
-    trial does not end a study. Threads are the caller's choice (`search.executor.run_trial`
+    trial does not end a study. Threads are the caller's choice (`search.trial.run_trial`
     sets them per trial: all cores locally, the trial's CPUs on Ray); setting them here would
     undo that and oversubscribe the cores when trials run side by side.
     """
@@ -38,29 +60,13 @@ def train_trial(
     gen = loop.seed_everything(spec.seed)
     model, task = build()
     try:
-        res = loop.run(model, task, spec.train, spec.lr, gen, log, device=device)
+        result = loop.run(model, task, spec, n_params, gen, log, device=device)
     except (RuntimeError, ValueError, MemoryError) as exc:
         nan = float("nan")
-        return TrialResult(spec, n_params, nan, nan, nan, 0, nan, 0, 0.0, 0.0, "failed", repr(exc)[:500]), model
+        return TrialResult(spec, n_params, nan, nan, nan, 0, nan, 0, 0.0, 0.0, "failed", repr(exc)[:500],
+                           traceback=traceback.format_exc()), model
     model.to("cpu").eval()
-    return (
-        TrialResult(
-            spec=spec,
-            n_params=n_params,
-            min_val_error=res.min_val_error,
-            min_val_loss=res.min_val_loss,
-            best_epoch=res.best_epoch,
-            best_step=res.best_step,
-            final_train_loss=res.final_train_loss,
-            steps=res.steps,
-            epochs=res.epochs,
-            wall_time_s=res.wall_time_s,
-            status=res.status,
-            reason=res.reason,
-            extra=res.extra,
-        ),
-        model,
-    )
+    return result, model
 
 
 class TensorTask:

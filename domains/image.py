@@ -18,13 +18,16 @@ convolution to ``width`` channels, three stages of ``layers`` blocks (the depth 
 the other domains' so the search's layer offsets apply) with ``width``, 2*width and
 4*width channels (stride 1, 2, 2), global average pooling and a linear classifier. Fitted metric:
 top-1 validation error; the loss is cross-entropy. Best guess: 1 - 1/classes (a constant guess).
+
+Registered models (`ImagePredictor`, see `domains.serve`) take a column ``image`` of uint8
+arrays at the training size and return ``label`` and ``probabilities``.
 """
 
 from __future__ import annotations
 
 import gzip
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Mapping
@@ -35,8 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1
 
-from domains.common import TensorTask, train_trial
+from domains.common import TensorTask, no_pool, train_trial
 from domains.protocol import DataError, LogFn, MetricInfo, Scale, TrainSettings, TrialResult, TrialSpec
+from domains.serve import Export
 
 EMBEDDED = "fashion_mnist_small.npz"
 IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
@@ -90,7 +94,8 @@ def resnet_params(in_channels: int, width: int, depth: int, classes: int) -> int
 
 @dataclass
 class ImageData:
-    """Images as normalised float tensors (N, C, H, W) and integer labels."""
+    """Images as normalised float tensors (N, C, H, W) and integer labels; ``mean`` and ``std``
+    per channel (of the [0, 1] pixels of the training pool) are what `normalise` used."""
 
     unit: str
     train_x: torch.Tensor
@@ -98,6 +103,8 @@ class ImageData:
     val_x: torch.Tensor
     val_y: torch.Tensor
     classes: int
+    mean: tuple[float, ...] = field(default=())
+    std: tuple[float, ...] = field(default=())
 
     def chunk_sizes(self) -> np.ndarray:
         return np.ones(len(self.train_y), dtype=np.int64)
@@ -207,24 +214,31 @@ def _read_cifar(root: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nda
     return load(train_files), load(val_files)
 
 
+def nchw(x: np.ndarray) -> torch.Tensor:
+    """uint8 images (N, H, W) or (N, H, W, C) as float (N, C, H, W) in [0, 1]."""
+    t = torch.as_tensor(x, dtype=torch.float32) / 255.0
+    return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
+
+
+def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """(x - mean) / std per channel of NCHW images; mean and std are sequences of C floats."""
+    return (x - torch.as_tensor(mean).view(1, -1, 1, 1)) / torch.as_tensor(std).view(1, -1, 1, 1)
+
+
 def _to_data(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
              max_val: int | None) -> ImageData:
     """Scale to [0, 1], normalise with the training pool's per-channel mean and std, NCHW."""
-    def nchw(x: np.ndarray) -> torch.Tensor:
-        t = torch.as_tensor(x, dtype=torch.float32) / 255.0
-        return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
-
     (tx, ty), (vx, vy) = train, val
     if max_val is not None:
         vx, vy = vx[:max_val], vy[:max_val]
     if len(ty) == 0 or len(vy) == 0:
         raise DataError("image data: the training or validation set is empty")
     x_train, x_val = nchw(tx), nchw(vx)
-    mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
-    std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    mean = tuple(x_train.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(x_train.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist())
     classes = int(max(ty.max(), vy.max())) + 1
-    return ImageData("images", (x_train - mean) / std, torch.as_tensor(ty, dtype=torch.int64),
-                     (x_val - mean) / std, torch.as_tensor(vy, dtype=torch.int64), classes)
+    return ImageData("images", normalise(x_train, mean, std), torch.as_tensor(ty, dtype=torch.int64),
+                     normalise(x_val, mean, std), torch.as_tensor(vy, dtype=torch.int64), classes, mean, std)
 
 
 def load_images(data_path: str | None = None, max_val: int | None = None) -> ImageData:
@@ -304,8 +318,10 @@ class ImageDomain:
         self._check_unit(unit)
         return _SCALES[budget]
 
-    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None) -> ImageData:
+    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None,
+             pool_size: int | None = None) -> ImageData:
         self._check_unit(unit)
+        no_pool(self.name, pool_size)
         return load_images(data_path, max_val_units)
 
     def build_model(self, size: Mapping[str, int], data: ImageData) -> SmallResNet:
@@ -332,3 +348,56 @@ class ImageDomain:
     def _check_unit(self, unit: str) -> None:
         if unit not in self.units:
             raise ValueError(f"domain image has no unit {unit!r}; its unit is 'images'")
+
+
+class ImagePredictor:
+    """A registered image classifier (`domains.serve`): input column ``image``, each an array of
+    integers 0-255 of the training size, H x W for grey images (H x W x 1 is taken too) or
+    H x W x C; output columns ``label`` (the most probable class: an integer, as the data's
+    labels) and ``probabilities`` (softmax over the classes, indexed by label). Pixels are scaled
+    and normalised as in training (`nchw`, `normalise`)."""
+
+    inputs = ("image",)
+    params: dict[str, int] = {}
+
+    def __init__(self, model: SmallResNet, settings: dict):
+        self.model, self.s = model, settings
+        h, w, c = settings["height_px"], settings["width_px"], settings["channels"]
+        self.shapes = {(h, w, c)} | ({(h, w)} if c == 1 else set())
+
+    @classmethod
+    def export(cls, data: ImageData) -> Export:
+        _, c, h, w = data.val_x.shape
+        # The example: the first validation image, back in pixels (the data keep normalised floats).
+        x = data.val_x[0] * torch.as_tensor(data.std).view(-1, 1, 1) + torch.as_tensor(data.mean).view(-1, 1, 1)
+        pixels = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        pixels = pixels[:, :, 0] if c == 1 else pixels
+        settings = {"height_px": h, "width_px": w, "channels": c, "classes": data.classes,
+                    "mean": list(data.mean), "std": list(data.std)}
+        return Export(settings, {"image": [pixels.tolist()]})
+
+    @classmethod
+    def load(cls, config, files, state) -> "ImagePredictor":
+        s = config["settings"]
+        model = SmallResNet(s["channels"], int(config["size"]["width"]), int(config["size"]["layers"]), s["classes"])
+        model.load_state_dict(state)
+        return cls(model, s)
+
+    def predict(self, columns, params) -> dict[str, list]:
+        images = []
+        for row, value in enumerate(columns["image"]):
+            a = np.asarray(value)
+            if a.shape not in self.shapes:
+                takes = " or ".join(map(str, sorted(self.shapes)))
+                raise ValueError(f"row {row}: image of shape {a.shape}; this model takes {takes}")
+            integral = a.dtype.kind in "ui" or (a.dtype.kind == "f" and bool(np.all(a == np.round(a))))
+            if not integral or a.min() < 0 or a.max() > 255:
+                raise ValueError(f"row {row}: pixels must be integers 0-255")
+            images.append(a.astype(np.uint8).reshape(self.s["height_px"], self.s["width_px"], -1))
+        labels, probabilities = [], []
+        for start in range(0, len(images), EVAL_BATCH):
+            x = normalise(nchw(np.stack(images[start:start + EVAL_BATCH])), self.s["mean"], self.s["std"])
+            p = torch.softmax(self.model(x).float(), dim=1)
+            labels += p.argmax(1).tolist()
+            probabilities += p.tolist()
+        return {"label": labels, "probabilities": probabilities}

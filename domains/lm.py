@@ -5,6 +5,9 @@ The paper's LM experiments used LSTM language models; so does this domain. Sizes
 - ``unit="char"``: subset size in characters; metric bits per character (cross-entropy / ln 2).
 - ``unit="word"``: subset size in word tokens; metric cross-entropy per word in nats.
 
+Registered models (`LMPredictor`, see `domains.serve`) take a column ``text`` and return the
+loss of each text in the metric's unit and, on request, a sampled continuation.
+
 Vocabulary: built from the training pool only (never from held-out text), with ``<unk>`` for
 anything unseen. At the word level it keeps words seen at least ``WORD_MIN_COUNT`` times in the
 training pool. The vocabulary is the same for every subset so that the metric means the same
@@ -18,6 +21,7 @@ Run one trial by hand::
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,8 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from domains import text as corpora
-from domains.common import train_trial
+from domains.common import no_pool, train_trial
 from domains.protocol import DataError, LogFn, MetricInfo, Scale, TrainSettings, TrialResult, TrialSpec
+from domains.serve import Export
 
 SEQ_LEN = 64          # tokens per training window (BPTT length)
 CHUNK_TOKENS = {"char": 256, "word": 64}  # units per pool chunk: the granularity of subsets
@@ -53,8 +58,13 @@ class LSTMLanguageModel(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         # ids: (batch, time) -> logits (batch, time, vocab)
-        hidden, _ = self.lstm(self.embed(ids))
-        return self.head(hidden)
+        return self.step(ids)[0]
+
+    def step(self, ids: torch.Tensor, state=None):
+        """Logits (batch, time, vocab) and the LSTM's final (h, c), continuing from ``state``:
+        generation feeds one token at a time without reading the text again."""
+        hidden, state = self.lstm(self.embed(ids), state)
+        return self.head(hidden), state
 
 
 def lstm_lm_params(vocab_size: int, width: int, layers: int) -> int:
@@ -86,6 +96,11 @@ def _units(text: str, unit: str) -> list[str]:
     return list(text) if unit == "char" else corpora.tokenize_words(text)
 
 
+def token_ids(tokens: list[str], index: Mapping[str, int]) -> torch.Tensor:
+    """Ids of ``tokens`` in the vocabulary ``index``; a token the training pool lacks is ``<unk>`` (0)."""
+    return torch.tensor([index.get(t, 0) for t in tokens], dtype=torch.int64)
+
+
 def encode_corpus(corpus: corpora.Corpus, unit: str, max_val_units: int | None = None) -> LMData:
     """Tokenize, build the vocabulary from the training documents, chunk the pool."""
     train_tokens: list[str] = []
@@ -96,7 +111,7 @@ def encode_corpus(corpus: corpora.Corpus, unit: str, max_val_units: int | None =
     min_count = 1 if unit == "char" else WORD_MIN_COUNT
     vocab = [UNK] + sorted(t for t, c in counts.items() if c >= min_count)
     index = {t: i for i, t in enumerate(vocab)}
-    ids = torch.tensor([index.get(t, 0) for t in train_tokens], dtype=torch.int64)
+    ids = token_ids(train_tokens, index)
     chunk = CHUNK_TOKENS[unit]
     n_chunks = len(ids) // chunk
     if n_chunks < 2:
@@ -106,7 +121,7 @@ def encode_corpus(corpus: corpora.Corpus, unit: str, max_val_units: int | None =
         val_tokens = val_tokens[:max_val_units]
     if len(val_tokens) < SEQ_LEN + 1:
         raise DataError(f"validation text too short: {len(val_tokens)} {unit}s")
-    val_ids = torch.tensor([index.get(t, 0) for t in val_tokens], dtype=torch.int64)
+    val_ids = token_ids(val_tokens, index)
     freq = np.bincount(ids.numpy(), minlength=len(vocab)).astype(np.float64)
     p = freq[freq > 0] / freq.sum()
     return LMData(
@@ -209,8 +224,10 @@ class LanguageModelDomain:
         self._check_unit(unit)
         return _SCALES[unit][budget]
 
-    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None) -> LMData:
+    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None,
+             pool_size: int | None = None) -> LMData:
         self._check_unit(unit)
+        no_pool(self.name, pool_size)
         corpus = corpora.user_text(data_path) if data_path else corpora.shakespeare()
         return encode_corpus(corpus, unit, max_val_units)
 
@@ -236,3 +253,72 @@ class LanguageModelDomain:
     def _check_unit(self, unit: str) -> None:
         if unit not in self.units:
             raise ValueError(f"domain lm has no unit {unit!r}; choose one of {', '.join(self.units)}")
+
+
+MAX_GENERATE = 4096   # units one request may ask to generate
+
+
+class LMPredictor:
+    """A registered language model (`domains.serve`): input column ``text``; output columns
+
+    - ``loss``: cross-entropy of each unit of the text given the units before it (all but the
+      first, so a text needs at least 2 units), in the metric's unit: bits per character (unit
+      char) or nats per word token (unit word). The LSTM reads the text in one pass; validation
+      reads 64-unit windows from a zero state, so a long text's loss is a little lower than the
+      metric would give.
+    - ``continuation``: with ``params={"generate": N}``, N units *sampled* after the text, one at
+      a time from the model's distribution (temperature 1, ``<unk>`` never drawn), with a torch
+      generator seeded by ``params["seed"]`` (default 0): the same text, N and seed give the same
+      continuation. Characters are joined as they are, words with single spaces. "" for N = 0.
+    """
+
+    inputs = ("text",)
+    params = {"generate": 0, "seed": 0}
+
+    def __init__(self, model: LSTMLanguageModel, unit: str, vocab: list[str]):
+        self.model, self.unit, self.vocab = model, unit, vocab
+        self.index = {t: i for i, t in enumerate(vocab)}
+
+    @classmethod
+    def export(cls, data: LMData) -> Export:
+        # The example: the start of the validation text (200 characters or 40 words), as the model sees it.
+        ids = [i for i in data.val_ids[: 200 if data.unit == "char" else 40].tolist() if i != 0]
+        example = ("" if data.unit == "char" else " ").join(data.vocab[i] for i in ids)
+        loss_unit = "bits per character" if data.unit == "char" else "nats per word token"
+        return Export({"loss_unit": loss_unit}, {"text": [example]}, {"vocab.json": json.dumps(data.vocab).encode()})
+
+    @classmethod
+    def load(cls, config, files, state) -> "LMPredictor":
+        vocab = json.loads(files["vocab.json"])
+        model = LSTMLanguageModel(len(vocab), int(config["size"]["width"]), int(config["size"]["layers"]))
+        model.load_state_dict(state)
+        return cls(model, config["unit"], vocab)
+
+    def predict(self, columns, params) -> dict[str, list]:
+        n_new, seed = int(params["generate"]), int(params["seed"])
+        if not 0 <= n_new <= MAX_GENERATE:
+            raise ValueError(f"generate must be between 0 and {MAX_GENERATE}, got {n_new}")
+        losses, continuations = [], []
+        for row, text in enumerate(columns["text"]):
+            if not isinstance(text, str):
+                raise ValueError(f"row {row}: text must be a string, got {type(text).__name__}")
+            ids = token_ids(_units(text, self.unit), self.index)
+            if len(ids) < 2:
+                raise ValueError(f"row {row}: the text has {len(ids)} {self.unit} unit(s); its loss needs at least 2")
+            logits, state = self.model.step(ids[None])     # (1, T, V)
+            nats = F.cross_entropy(logits[0, :-1].float(), ids[1:]).item()
+            losses.append(nats / math.log(2) if self.unit == "char" else nats)
+            continuations.append(self._sample(logits[0, -1], state, n_new, seed))
+        return {"loss": losses, "continuation": continuations}
+
+    def _sample(self, logits: torch.Tensor, state, n_new: int, seed: int) -> str:
+        gen = torch.Generator().manual_seed(seed)
+        out = []
+        for _ in range(n_new):
+            logits = logits.float().clone()
+            logits[0] = -math.inf                              # never <unk>
+            token = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
+            out.append(self.vocab[int(token)])
+            logits, state = self.model.step(token.view(1, 1), state)
+            logits = logits[0, -1]
+        return ("" if self.unit == "char" else " ").join(out)

@@ -25,12 +25,12 @@ import copy
 import logging
 import math
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol
+from dataclasses import replace
+from typing import Any, Protocol
 
 import torch
 
-from domains.protocol import LogFn, TrainSettings
+from domains.protocol import LogFn, TrainSettings, TrialResult, TrialSpec
 
 log_ = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Task(Protocol):
 
         A third element, a dict of further validation metrics (top-5 error, BLEU, WER), is
         optional: the loop logs each as ``val_<name>`` every round and keeps its value at the
-        trial's best round (`round_rank`; `LoopResult.extra`). Only the error is fitted.
+        trial's best round (`round_rank`; `TrialResult.extra`). Only the error is fitted.
         """
         ...
 
@@ -63,25 +63,6 @@ def round_rank(val_error: float, val_loss: float) -> tuple[float, float]:
     the lower loss. The one rule for which value a trial contributes, used by the loop and by a
     scheduler-stopped trial's summary (`search.ray_executor`)."""
     return (val_error, val_loss)
-
-
-@dataclass(frozen=True)
-class LoopResult:
-    """``min_val_error``: minimum over rounds of the fitted metric (the trial's value);
-    ``best_step``/``best_epoch``: where it occurred; ``min_val_loss``: minimum over rounds of
-    the validation loss (the overfitting criterion's), wherever it occurred."""
-
-    min_val_error: float
-    min_val_loss: float
-    best_epoch: float
-    best_step: int
-    final_train_loss: float
-    steps: int
-    epochs: float
-    wall_time_s: float
-    status: str
-    reason: str = ""
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def resolve_device(device: str) -> str:
@@ -115,15 +96,16 @@ def lr_at(step: int, peak_lr: float, settings: TrainSettings) -> float:
 def run(
     model: torch.nn.Module,
     task: Task,
-    settings: TrainSettings,
-    peak_lr: float,
+    spec: TrialSpec,
+    n_params: int,
     gen: torch.Generator,
     log: LogFn,
     device: str = "cpu",
-    on_step: Callable[[int], None] | None = None,
-) -> LoopResult:
-    """Train ``model`` on ``task``; return the minimum validation error and where it occurred
-    (the model ends with that round's weights)."""
+) -> TrialResult:
+    """Train ``model`` on ``task`` with ``spec``'s settings and peak learning rate; return the
+    trial's result: the minimum validation error and where it occurred (the model ends with that
+    round's weights). ``n_params`` is recorded as given (the domain's exact formula)."""
+    settings, peak_lr = spec.train, spec.lr
     t0 = time.perf_counter()
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=settings.weight_decay)
@@ -162,8 +144,6 @@ def run(
             step += 1
             loss_sum += loss.item()
             n += 1
-            if on_step is not None:
-                on_step(step)
         if status != "ok":
             break
         if n:
@@ -192,7 +172,9 @@ def run(
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    return LoopResult(
+    return TrialResult(
+        spec=spec,
+        n_params=int(n_params),
         min_val_error=float(best["error"]),
         min_val_loss=float(min_val_loss),
         best_epoch=best["step"] / epoch_steps,

@@ -29,6 +29,9 @@ corpus BLEU (``sacrebleu``) of greedy translations of the first ``BLEU_PAIRS`` v
 as ``val_bleu`` per round and ``best_val_bleu``. Best guess: the unigram entropy of the training
 pool's target tokens (nats), the cross-entropy of ignoring the source and the context.
 
+Registered models (`TranslationPredictor`, see `domains.serve`) take a column ``source`` and
+return its greedy ``translation``; both sentencepiece models travel with them.
+
 Run one trial by hand::
 
     scal train --domain nmt --subset-size 65536 --width 64
@@ -51,8 +54,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
-from domains.common import train_trial
+from domains.common import no_pool, train_trial
 from domains.protocol import DataError, LogFn, MetricInfo, Scale, TrainSettings, TrialResult, TrialSpec
+from domains.serve import Export
 
 EMBEDDED = "bible_en_es.tsv.gz"
 # Held-out books (489 short verses: narrative, poetry, letters): the validation set.
@@ -166,7 +170,7 @@ class Side:
 
 @dataclass
 class NMTData:
-    """Encoded sentence pairs: the training pool, the validation pairs, the target tokenizer."""
+    """Encoded sentence pairs: the training pool, the validation pairs, both tokenizers."""
 
     unit: str
     src_train: Side = field(repr=False)
@@ -178,6 +182,7 @@ class NMTData:
     tgt_vocab: int
     tgt_tokenizer: bytes = field(repr=False)  # the serialized sentencepiece model (picklable, unlike the processor)
     unigram_entropy_nats: float
+    src_tokenizer: bytes = field(default=b"", repr=False)   # the source side's, for registered models
     _sp: spm.SentencePieceProcessor | None = field(default=None, repr=False, compare=False)
 
     def chunk_sizes(self) -> np.ndarray:
@@ -334,6 +339,7 @@ def encode_pairs(train: Pairs, val: Pairs, max_val_units: int | None = None) -> 
         tgt_vocab=tgt_sp.get_piece_size(),
         tgt_tokenizer=tgt_model,
         unigram_entropy_nats=_entropy_nats(tgt_train, tgt_sp.get_piece_size()),
+        src_tokenizer=src_model,
     )
 
 
@@ -402,15 +408,18 @@ def validation_xent(model: nn.Module, data: NMTData, device: str = "cpu") -> flo
     return total / count
 
 
+def translate(model: Seq2SeqAttention, src: torch.Tensor, src_len: torch.Tensor, device: str = "cpu") -> list[list[int]]:
+    """Greedy target ids of padded source ids; at most 2 x the longest source + 10 tokens (and MAX_TOKENS)."""
+    return model.greedy(src.to(device), src_len, min(MAX_TOKENS, int(2 * src_len.max()) + 10))
+
+
 @torch.no_grad()
 def validation_bleu(model: nn.Module, data: NMTData, device: str = "cpu") -> float:
     """Corpus BLEU (sacrebleu, 13a tokenization) of greedy translations of the first validation pairs."""
     was_training = model.training
     model.eval()
     rows = np.arange(len(data.bleu_refs))
-    src, src_len = data.src_val.batch(rows)
-    max_len = min(MAX_TOKENS, int(2 * src_len.max()) + 10)
-    hyps = data.decode(model.greedy(src.to(device), src_len, max_len))
+    hyps = data.decode(translate(model, *data.src_val.batch(rows), device))
     model.train(was_training)
     return float(sacrebleu.corpus_bleu(hyps, [data.bleu_refs]).score)
 
@@ -449,8 +458,10 @@ class TranslationDomain:
         self._check_unit(unit)
         return _SCALES[budget]
 
-    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None) -> NMTData:
+    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None,
+             pool_size: int | None = None) -> NMTData:
         self._check_unit(unit)
+        no_pool(self.name, pool_size)
         return load_pairs(data_path, max_val_units)
 
     def build_model(self, size: Mapping[str, int], data: NMTData) -> Seq2SeqAttention:
@@ -479,3 +490,46 @@ class TranslationDomain:
     def _check_unit(self, unit: str) -> None:
         if unit not in self.units:
             raise ValueError(f"domain nmt has no unit {unit!r}; its unit is 'tokens'")
+
+
+class TranslationPredictor:
+    """A registered translation model (`domains.serve`): input column ``source`` (sentences in
+    the source language); output column ``translation``, the greedy decode (`translate`). The
+    sentences are tokenized with the source sentencepiece model of training and cut at
+    ``MAX_TOKENS`` as in training (`_encode`); the output is decoded with the target one."""
+
+    inputs = ("source",)
+    params: dict[str, int] = {}
+
+    def __init__(self, model: Seq2SeqAttention, src_model: bytes, tgt_model: bytes):
+        self.model = model
+        self.src_sp = spm.SentencePieceProcessor(model_proto=src_model)
+        self.tgt_sp = spm.SentencePieceProcessor(model_proto=tgt_model)
+
+    @classmethod
+    def export(cls, data: NMTData) -> Export:
+        if not data.src_tokenizer:
+            raise ValueError("translation data without its source tokenizer (made by an older scal); load it again")
+        src_sp = spm.SentencePieceProcessor(model_proto=data.src_tokenizer)
+        first = data.src_val.ids[data.src_val.offsets[0]:data.src_val.offsets[1] - 1].tolist()   # without EOS
+        return Export({}, {"source": [src_sp.decode(first)]},
+                      {"source.model": data.src_tokenizer, "target.model": data.tgt_tokenizer})
+
+    @classmethod
+    def load(cls, config, files, state) -> "TranslationPredictor":
+        out = cls(None, files["source.model"], files["target.model"])
+        out.model = Seq2SeqAttention(out.src_sp.get_piece_size(), out.tgt_sp.get_piece_size(),
+                                     int(config["size"]["width"]), int(config["size"]["layers"]))
+        out.model.load_state_dict(state)
+        return out
+
+    def predict(self, columns, params) -> dict[str, list]:
+        sources = columns["source"]
+        for row, text in enumerate(sources):
+            if not isinstance(text, str):
+                raise ValueError(f"row {row}: source must be a string, got {type(text).__name__}")
+        out: list[str] = []
+        for start in range(0, len(sources), EVAL_BATCH):
+            side = Side.of(_encode(self.src_sp, sources[start:start + EVAL_BATCH]))
+            out += self.tgt_sp.decode(translate(self.model, *side.batch(range(len(side)))))
+        return {"translation": out}

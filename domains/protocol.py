@@ -14,9 +14,12 @@ lm, unit=char      characters          bits per character          unigram entro
 lm, unit=word      word tokens         cross-entropy/word (nats)   unigram entropy (nats)  width, layers (LSTM)
 nmt                target tokens       cross-entropy/target token  target unigram entropy  width, layers (LSTM
                                                                                            enc-dec + attention)
-image              images              top-1 error                 1 - 1/classes           width, depth (ResNet)
-speech (CTC/attn)  utterances or       character error rate        1.0 (empty transcript)  width, layers (conv +
-                   seconds of audio                                                         BiGRU / enc-dec)
+image              images              top-1 error                 1 - 1/classes           width, layers (ResNet
+                                                                                           blocks per stage)
+speech             utterances          character error rate        1.0 (empty transcript)  width, layers (conv +
+                                                                                           BiGRU, CTC)
+speech_attn        utterances          character error rate        1.0 (empty transcript)  width, layers (conv +
+                                                                                           BiGRU + attention)
 toy                examples            validation MSE              variance of targets     width, layers (MLP)
 =================  ==================  ==========================  ======================  ===================
 
@@ -155,6 +158,8 @@ class TrialResult:
     status: str = "ok"
     reason: str = ""
     extra: Mapping[str, float] = field(default_factory=dict)
+    # A failed trial's formatted traceback (``reason`` is the one-line error); kept as a run artifact.
+    traceback: str = field(default="", repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -202,7 +207,15 @@ class Domain(Protocol):
 
     def scale(self, budget: str, unit: str) -> Scale: ...
 
-    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None) -> DomainData: ...
+    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None,
+             pool_size: int | None = None) -> DomainData:
+        """The training pool and validation data: ``data_path`` (``--data``) or the domain's default.
+
+        ``pool_size`` (``--pool-size``): the training pool, in the unit, of a domain whose default
+        data is generated (toy's teacher, speech's synthesiser); None: the domain's own default.
+        A domain or a ``--data`` that reads its data refuses it (ValueError), and so does every
+        domain for a number out of its range, before anything is generated."""
+        ...
 
     def build_model(self, size: Mapping[str, int], data: DomainData) -> torch.nn.Module: ...
 

@@ -13,6 +13,9 @@ Fitted metric: character error rate (edit distance / reference characters over t
 set); word error rate is logged alongside as ``val_wer`` / ``best_val_wer``. Best guess: 1.0 (an
 empty transcript deletes every character).
 
+Registered models (`CTCPredictor`, see `domains.serve`) take a column ``audio`` of float32
+16 kHz waveforms and return each one's greedy ``transcript``.
+
 Run one trial by hand::
 
     scal train --domain speech --subset-size 1024 --width 64
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,7 +33,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from domains.common import train_trial
 from domains.protocol import LogFn, MetricInfo, Scale, TrainSettings, TrialResult, TrialSpec
-from domains.speech_data import SpeechData, SpeechTask, error_rates, load_speech, val_batches
+from domains.serve import Export
+from domains.speech_data import (
+    SAMPLE_RATE_HZ, WINDOW_SAMPLES, SpeechData, SpeechTask, decode_ids, error_rates, featurise_many, gather,
+    load_speech, normalise, val_batches,
+)
 
 CONV_KERNEL = 11               # frames (110 ms) seen by one convolution output
 CONV_STRIDE = 3                # 30 ms per recurrent step: still >= 1.5 steps per character at 240 words/min
@@ -178,9 +186,10 @@ class SpeechDomain:
         self._check_unit(unit)
         return _SCALES[budget]
 
-    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None) -> SpeechData:
+    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None,
+             pool_size: int | None = None) -> SpeechData:
         self._check_unit(unit)
-        return load_speech(data_path, max_val_units)
+        return load_speech(data_path, max_val_units, pool_size, domain=self.name)
 
     def build_model(self, size: Mapping[str, int], data: SpeechData) -> nn.Module:
         return DeepSpeech(data.n_mels, int(size["width"]), int(size["layers"]), data.n_tokens)
@@ -209,3 +218,64 @@ class SpeechDomain:
     def _check_unit(self, unit: str) -> None:
         if unit not in self.units:
             raise ValueError(f"domain {self.name} has no unit {unit!r}; its unit is 'utterances'")
+
+
+class CTCPredictor:
+    """A registered CTC recogniser (`domains.serve`): input column ``audio``, each a mono
+    waveform of float32 samples in [-1, 1] at 16 kHz, at least 25 ms long; output column
+    ``transcript``, the greedy decode (`greedy_ctc`). Features are made as in training:
+    `featurise_many` (40 log-mel bands) and `normalise` with the training pool's statistics."""
+
+    inputs = ("audio",)
+    params: dict[str, int] = {}
+
+    def __init__(self, model: nn.Module, settings: dict):
+        self.model, self.s = model, settings
+        self.mean = np.asarray(settings["mean"], dtype=np.float32)[None, :]
+        self.std = np.asarray(settings["std"], dtype=np.float32)[None, :]
+
+    @classmethod
+    def export(cls, data: SpeechData) -> Export:
+        if data.feat_mean is None:
+            raise ValueError("speech data without its feature statistics; load the data again")
+        settings = {"vocab": data.vocab, "sample_rate_hz": SAMPLE_RATE_HZ, "n_mels": data.n_mels,
+                    "mean": data.feat_mean.ravel().tolist(), "std": data.feat_std.ravel().tolist()}
+        # The data keep features, not audio: the example is half a second of silence, the input's form.
+        return Export(settings, {"audio": [[0.0] * (SAMPLE_RATE_HZ // 2)]})
+
+    @classmethod
+    def build(cls, settings: dict, size: Mapping[str, int]) -> nn.Module:
+        return DeepSpeech(settings["n_mels"], int(size["width"]), int(size["layers"]), len(settings["vocab"]) + 1)
+
+    @classmethod
+    def load(cls, config, files, state) -> "CTCPredictor":
+        model = cls.build(config["settings"], config["size"])
+        model.load_state_dict(state)
+        return cls(model, config["settings"])
+
+    def features(self, waves: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded normalised features (batch, frames, mels) and frame counts, as `gather` gives in training."""
+        clips = []
+        for row, wave in enumerate(waves):
+            try:
+                a = np.asarray(wave, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise ValueError(f"row {row}: audio must be a sequence of numbers") from None
+            if a.ndim != 1 or len(a) < WINDOW_SAMPLES:
+                raise ValueError(f"row {row}: audio must be one channel of at least {WINDOW_SAMPLES} samples "
+                                 f"(25 ms at 16 kHz), got shape {a.shape}")
+            clips.append(a)
+        frames = [torch.from_numpy(normalise(f.numpy(), self.mean, self.std))
+                  for f in featurise_many(clips, SAMPLE_RATE_HZ)]
+        offsets = np.cumsum([0] + [len(f) for f in frames])
+        return gather(torch.cat(frames), offsets, range(len(frames)))
+
+    def decode(self, x: torch.Tensor, frames: torch.Tensor) -> list[list[int]]:
+        return greedy_ctc(*self.model(x, frames))
+
+    def predict(self, columns, params) -> dict[str, list]:
+        waves, out = columns["audio"], []
+        for start in range(0, len(waves), EVAL_BATCH):
+            x, frames = self.features(waves[start:start + EVAL_BATCH])
+            out += [decode_ids(self.s["vocab"], ids) for ids in self.decode(x, frames)]
+        return {"transcript": out}

@@ -14,6 +14,9 @@ with teacher forcing; loss: cross-entropy per output character (end-of-sentence 
 decoding: greedy, until end-of-sentence or a length cap set by the utterance's duration (`decode_limits`).
 Best guess: 1.0.
 
+Registered models (`AttentionPredictor`, see `domains.serve`) take a column ``audio`` of float32
+16 kHz waveforms and return each one's greedy ``transcript``.
+
 Run one trial by hand::
 
     scal train --domain speech_attn --subset-size 1024 --width 64
@@ -30,7 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from domains.protocol import MetricInfo, Scale
-from domains.speech import EVAL_BATCH, Encoder, SpeechDomain, encoder_params, encoder_steps
+from domains.serve import Export
+from domains.speech import EVAL_BATCH, CTCPredictor, Encoder, SpeechDomain, encoder_params, encoder_steps
 from domains.speech_data import SpeechData, SpeechTask, error_rates, targets, val_batches
 
 EOS = 0          # id 0 doubles as start symbol and end of sentence
@@ -143,6 +147,11 @@ def chars_per_step(data: SpeechData) -> float:
     return float((chars / np.maximum(steps, 1)).max())
 
 
+def longest_transcript(data: SpeechData) -> int:
+    """The most characters a greedy transcript may have anywhere: 1.5x the longest training transcript + 5."""
+    return int(1.5 * max(len(t) for t in data.train_texts)) + 5
+
+
 def decode_limits(frames: torch.Tensor, rate: float, longest: int) -> torch.Tensor:
     """Characters a greedy transcript may have: ceil(1.25 * rate * steps) + 2 for ``steps`` encoder
     steps, ``rate`` from `chars_per_step`, and never more than ``longest`` (1.5x the longest
@@ -160,7 +169,7 @@ def evaluate_attention(model: nn.Module, data: SpeechData, device: str = "cpu") 
     was_training = model.training
     model.eval()
     loss, n, refs, hyps = 0.0, 0, [], []
-    rate, longest = chars_per_step(data), int(1.5 * max(len(t) for t in data.train_texts)) + 5
+    rate, longest = chars_per_step(data), longest_transcript(data)
     for _, x, x_len, texts in val_batches(data, EVAL_BATCH):
         y, y_len = targets(data, texts)
         x = x.to(device)
@@ -203,3 +212,22 @@ class SpeechAttentionDomain(SpeechDomain):
 
     def make_task(self, data: SpeechData, chunk_ids) -> SpeechTask:
         return AttentionTask(data, chunk_ids)
+
+
+class AttentionPredictor(CTCPredictor):
+    """A registered attention recogniser (`domains.serve`): `CTCPredictor`'s input, features and
+    output, decoded greedily by the attention decoder with `decode_limits`' length caps (their
+    rate and longest transcript are the training data's, stored with the model)."""
+
+    @classmethod
+    def export(cls, data: SpeechData) -> Export:
+        out = super().export(data)
+        settings = {**out.settings, "chars_per_step": chars_per_step(data), "longest": longest_transcript(data)}
+        return Export(settings, out.example, out.files)
+
+    @classmethod
+    def build(cls, settings: dict, size: Mapping[str, int]) -> nn.Module:
+        return AttentionSpeech(settings["n_mels"], int(size["width"]), int(size["layers"]), len(settings["vocab"]) + 1)
+
+    def decode(self, x: torch.Tensor, frames: torch.Tensor) -> list[list[int]]:
+        return self.model.greedy(x, frames, decode_limits(frames, self.s["chars_per_step"], self.s["longest"]))

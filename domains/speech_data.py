@@ -16,8 +16,8 @@ unseen voices *and* unseen text; a 28-character alphabet (a-z, apostrophe, space
 the digits' 16, and utterances 1.6x as long (7.7 words, 1.95 s on average against 1.2 s).
 ``--data synthetic:digits`` names the default.
 
-The pool holds 8,192 training utterances (``SCAL_SPEECH_POOL=N`` asks for another number)
-and 1,024 validation ones (N/8 between 64 and 1,024); generating them takes about a minute on 2 cores, once: the features
+The pool holds 8,192 training utterances (``--pool-size N`` asks for another number, at most
+65,536) and 1,024 validation ones (N/8 between 64 and 1,024); generating them takes about a minute on 2 cores, once: the features
 are cached under ``$SCAL_CACHE/speech`` (default ``~/.cache/scal/speech``) in a file
 named by a hash of every generation setting; the write is atomic, and a corrupt file is made anew.
 
@@ -56,6 +56,7 @@ import numpy as np
 import torch
 import torchaudio
 
+from domains.common import generated_pool
 from domains.protocol import DataError
 
 SAMPLE_RATE_HZ = 16000
@@ -70,7 +71,8 @@ ACCENTS = ("en", "en-029", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
 N_VAL_VARIANTS = 16            # voice variants held out: they speak only validation utterances
 VOICE_SPLIT_SEED = 2017
 POOL_UTTERANCES = 8192         # training pool of the default data (quick uses up to 4,096, full 8,192)
-POOL_ENV = "SCAL_SPEECH_POOL"  # a smaller pool for tests and trials by hand (e.g. 512)
+# --pool-size cap: 8x the default, about 8 minutes of synthesis on 2 cores and 0.6 GB of features
+MAX_POOL_UTTERANCES = 65536
 VAL_UTTERANCES = 1024
 SHARD_UTTERANCES = 512         # one fresh synthesiser process per shard (see espeak_worker)
 CACHE_VERSION = 1
@@ -239,7 +241,8 @@ class SpeechData:
     """Utterances as normalised log-mel frames (float16, concatenated) with character targets.
 
     Token ids: 0 is reserved (the CTC blank, or end-of-sentence for the attention decoder);
-    character ``vocab[i]`` is id ``i + 1``.
+    character ``vocab[i]`` is id ``i + 1``. ``feat_mean`` and ``feat_std`` (1, N_MELS) are the
+    training pool's per-band statistics that `normalise` used.
     """
 
     unit: str
@@ -251,6 +254,8 @@ class SpeechData:
     val_offsets: np.ndarray
     val_texts: list[str]
     source: str = ""
+    feat_mean: np.ndarray | None = None
+    feat_std: np.ndarray | None = None
 
     def chunk_sizes(self) -> np.ndarray:
         return np.ones(len(self.train_texts), dtype=np.int64)
@@ -272,7 +277,17 @@ class SpeechData:
         return [index[c] for c in text if c in index]
 
     def decode(self, ids) -> str:
-        return "".join(self.vocab[i - 1] for i in ids if 0 < i <= len(self.vocab))
+        return decode_ids(self.vocab, ids)
+
+
+def decode_ids(vocab: list[str], ids) -> str:
+    """The characters of token ids (``vocab[i - 1]`` for id i); the reserved id 0 is dropped."""
+    return "".join(vocab[i - 1] for i in ids if 0 < i <= len(vocab))
+
+
+def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Log-mel frames (frames, mels) normalised per band, as float16 (how the features are kept)."""
+    return ((x.astype(np.float32, copy=False) - mean) / std).astype(np.float16)
 
 
 def normalise_text(text: str) -> str:
@@ -292,8 +307,8 @@ def _build(train: tuple[np.ndarray, np.ndarray, list[str]], val: tuple[np.ndarra
     mean, std = train_x.mean(0, keepdims=True), train_x.std(0, keepdims=True).clip(1e-3)
     vocab = sorted(set("".join(tt)))
     return SpeechData("utterances", vocab,
-                      torch.from_numpy(((train_x - mean) / std).astype(np.float16)), train_off, list(tt),
-                      torch.from_numpy(((val_x - mean) / std).astype(np.float16)), val_off - val_off[0], list(vt), source)
+                      torch.from_numpy(normalise(train_x, mean, std)), train_off, list(tt),
+                      torch.from_numpy(normalise(val_x, mean, std)), val_off - val_off[0], list(vt), source, mean, std)
 
 
 def cache_dir() -> Path:
@@ -445,16 +460,19 @@ def load_user(data_path: str, max_val: int | None = None) -> SpeechData:
     return _build(packed[0], packed[1], max_val, f"--data {data_path}")
 
 
-def load_speech(data_path: str | None = None, max_val: int | None = None) -> SpeechData:
-    """The synthetic data (``None``: digits; or a name in `SYNTHETIC`), else the user's folder or manifest."""
-    if data_path is None or data_path in SYNTHETIC:
-        n_train = int(os.environ.get(POOL_ENV) or POOL_UTTERANCES)
-        # One validation utterance per 8 of training, between 64 and 1,024: 1,024 for the default pool.
-        return load_synthetic(SYNTHETIC.get(data_path, "digits"), max_val, n_train=n_train,
-                              n_val=min(VAL_UTTERANCES, max(64, n_train // 8)))
-    if data_path.startswith("synthetic:") and not Path(data_path).exists():
+def load_speech(data_path: str | None = None, max_val: int | None = None, pool_size: int | None = None,
+                domain: str = "speech") -> SpeechData:
+    """The synthetic data (``None``: digits; or a name in `SYNTHETIC`) with ``pool_size`` training
+    utterances (default `POOL_UTTERANCES`), else the user's folder or manifest."""
+    generated = data_path is None or data_path in SYNTHETIC
+    if not generated and data_path.startswith("synthetic:") and not Path(data_path).exists():
         raise DataError(f"--data {data_path}: no such synthetic set; choose {' or '.join(SYNTHETIC)}")
-    return load_user(data_path, max_val)
+    n_train = generated_pool(domain, pool_size, POOL_UTTERANCES, MAX_POOL_UTTERANCES, None if generated else data_path)
+    if not generated:
+        return load_user(data_path, max_val)
+    # One validation utterance per 8 of training, between 64 and 1,024: 1,024 for the default pool.
+    return load_synthetic(SYNTHETIC.get(data_path, "digits"), max_val, n_train=n_train,
+                          n_val=min(VAL_UTTERANCES, max(64, n_train // 8)))
 
 
 # --------------------------------------------------------------------------- batches

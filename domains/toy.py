@@ -8,6 +8,12 @@ law in the number of examples m towards the irreducible floor gamma = NOISE_STD^
 Bayes error; no model can do better), starting from the best-guess error Var[y] ~ 1.01 (predict
 the mean). The student is an MLP with ``width`` and ``layers`` knobs, so small students are
 capacity-limited and large students overfit small subsets, as in the paper.
+
+The pool holds 32,768 training examples (``--pool-size N`` asks for another number) and 4,096
+validation ones; ``--data FILE.npz`` (arrays x, y, val_x, val_y) replaces them.
+
+Registered models (`ToyPredictor`, see `domains.serve`) take columns ``x0`` .. ``x7`` and return
+the prediction ``y``.
 """
 
 from __future__ import annotations
@@ -21,13 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from domains.common import TensorTask, train_trial
+from domains.common import TensorTask, generated_pool, train_trial
 from domains.protocol import DataError, LogFn, MetricInfo, Scale, TrainSettings, TrialResult, TrialSpec
+from domains.serve import Export
 
 IN_DIM = 8
 TEACHER_HIDDEN = 32
 NOISE_STD = 0.1
 POOL_SIZE = 32768
+MAX_POOL_SIZE = 1 << 22        # --pool-size cap: 4,194,304 examples of 9 float32s, 150 MB
 VAL_SIZE = 4096
 DATA_SEED = 1234
 
@@ -68,10 +76,6 @@ class ToyData:
 
     def best_guess_error(self) -> float:
         return float(self.val_y.var())
-
-    @property
-    def noise_floor(self) -> float:
-        return NOISE_STD**2
 
 
 def make_toy_data(pool_size: int = POOL_SIZE, val_size: int = VAL_SIZE, seed: int = DATA_SEED) -> ToyData:
@@ -151,9 +155,11 @@ class ToyDomain:
         self._check_unit(unit)
         return _SCALES[budget]
 
-    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None) -> ToyData:
+    def load(self, unit: str, data_path: str | None = None, max_val_units: int | None = None,
+             pool_size: int | None = None) -> ToyData:
         self._check_unit(unit)
-        return load_toy_npz(data_path) if data_path else make_toy_data()
+        n = generated_pool(self.name, pool_size, POOL_SIZE, MAX_POOL_SIZE, data_path)
+        return load_toy_npz(data_path) if data_path else make_toy_data(pool_size=n)
 
     def build_model(self, size: Mapping[str, int], data: ToyData) -> MLP:
         return MLP(data.x.shape[1], int(size["width"]), int(size["layers"]))
@@ -177,3 +183,33 @@ class ToyDomain:
     def _check_unit(self, unit: str) -> None:
         if unit not in self.units:
             raise ValueError(f"domain toy has no unit {unit!r}; its unit is 'examples'")
+
+
+class ToyPredictor:
+    """A registered toy student (`domains.serve`): input columns ``x0`` .. ``x{d-1}`` (d = 8 for
+    the generated data), one number each; output column ``y``, the student's prediction."""
+
+    params: dict[str, int] = {}
+
+    def __init__(self, model: MLP, in_dim: int):
+        self.model = model
+        self.inputs = tuple(f"x{i}" for i in range(in_dim))
+
+    @classmethod
+    def export(cls, data: ToyData) -> Export:
+        row = data.val_x[0].tolist()
+        return Export({"in_dim": len(row)}, {f"x{i}": [v] for i, v in enumerate(row)})
+
+    @classmethod
+    def load(cls, config, files, state) -> "ToyPredictor":
+        d = int(config["settings"]["in_dim"])
+        model = MLP(d, int(config["size"]["width"]), int(config["size"]["layers"]))
+        model.load_state_dict(state)
+        return cls(model, d)
+
+    def predict(self, columns, params) -> dict[str, list]:
+        try:
+            x = torch.tensor([columns[c] for c in self.inputs], dtype=torch.float32).T   # (rows, d)
+        except (TypeError, ValueError):
+            raise ValueError(f"columns {', '.join(self.inputs)} must hold numbers") from None
+        return {"y": self.model(x).tolist()}

@@ -1,7 +1,7 @@
 """A study's analysis: read its runs from MLflow, fit, classify, plan, plot, report, log.
 
 Shared by ``scal study`` (at the end), ``scal analyze``, ``scal report`` and ``scal predict``.
-The points are read back from MLflow with `analysis.reader`, never taken from memory, so what is
+The points are read back from MLflow with `scal.reader`, never taken from memory, so what is
 fitted is exactly what anyone can see in the store.
 
 - Learning curve: the best-fit configuration of every subset (median over seeds of minimum
@@ -28,14 +28,18 @@ import pandas as pd
 from analysis import decision
 from analysis.backtest import backtest
 from analysis.backtest import metrics as backtest_metrics
-from analysis.fit import DEFAULT_LEVEL, CurveFit, FitError, fit_model_size, json_float, sublinear
+from analysis.fit import DEFAULT_LEVEL, CurveFit, FitError, sublinear
+from analysis.forms import fit_model_size
+from analysis.jsonsafe import json_number
 from analysis.plan import data_for_error, power_at, predict_errors
 from analysis.plots import plot_learning_curve, plot_model_size, plot_residuals
-from analysis.reader import best_fit_points, read_trials, study_params
 from analysis.regions import Regions, classify, compute_limited_reasons, fit_mask
 from analysis.report import write_report
 from analysis.select import AUTO, Selection, fit_curve
-from scal import keys
+from mlflow.tracking import MlflowClient
+
+from scal import keys, story
+from scal.reader import best_fit_points, read_trials, study_params
 from scal.tracking import StudyTracker
 
 log = logging.getLogger(__name__)
@@ -66,15 +70,15 @@ class StudyFits:
         return self.selection.fit
 
 
-def fit_study(uri: str, run_id: str, form: str = AUTO, holdout: int | None = None, n_boot: int = 200,
+def fit_study(client: MlflowClient, run_id: str, form: str = AUTO, holdout: int | None = None, n_boot: int = 200,
               seed: int = 0, include_compute_limited: bool = False) -> StudyFits:
-    """Read the study ``run_id`` from the store at ``uri`` and fit its curves. Compute-limited
+    """Read the study ``run_id`` through ``client`` and fit its curves. Compute-limited
     points (`analysis.regions.compute_limited_reasons`) are labelled and, unless
     ``include_compute_limited``, left out of the learning-curve fit."""
-    params = study_params(uri, run_id)
+    params = study_params(client, run_id)
     metric = params.get("study.metric", "error")
     best_guess = float(params.get("study.best_guess_error", "nan"))
-    trials = read_trials(uri, run_id)
+    trials = read_trials(client, run_id)
     points = best_fit_points(trials)
     if len(points) < 3:
         raise FitError(f"study {run_id} has {len(points)} subsets with finished trials; a fit needs at least 3")
@@ -170,7 +174,7 @@ def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, 
                   include_compute_limited: bool = False) -> dict[str, Any]:
     """Read, fit, plot, write the report, log it all to the parent run; return the summary (the
     fields of ``scal study --json``). The metric and best-guess error come from the run's params."""
-    fits = fit_study(tracker.uri, parent_run_id, form=form, holdout=holdout, n_boot=n_boot,
+    fits = fit_study(tracker.client, parent_run_id, form=form, holdout=holdout, n_boot=n_boot,
                      include_compute_limited=include_compute_limited)
     lc, ms, sel, pts = fits.curve, fits.model_size, fits.selection, fits.points
     m = pts["size"].to_numpy(float)
@@ -209,6 +213,7 @@ def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, 
     for path in (lc_png, ms_png, res_png, out / "best_fit_points.csv", report):
         tracker.log_artifact(path, "analysis")
     _log_summary(tracker, fits, summary)
+    tracker.set_note(story.study_note(summary))   # the study run's description in the UI, as of this analysis
     return summary
 
 
@@ -248,8 +253,16 @@ def _facts(fits: StudyFits, optimal_10x: dict | None = None, level: float = DEFA
     notes = []
     limited = pts[pts["compute_limited"] != ""]
     if len(limited):
-        notes.append(f"{len(limited)} subset(s) were compute-limited (m = "
-                     + ", ".join(f"{int(v):,}" for v in limited["size"]) + ") and are not in the fit.")
+        # Compute-limited points stay in the fit when fewer than 3 points would remain
+        # (analysis.regions), so the note says which of them the fit used.
+        used = limited["in_fit"].astype(bool)
+        sizes = lambda rows: ", ".join(f"{int(v):,}" for v in rows["size"])   # noqa: E731
+        if (~used).any():
+            notes.append(f"{int((~used).sum())} subset(s) were compute-limited (m = {sizes(limited[~used])}) "
+                         "and are not in the fit.")
+        if used.any():
+            notes.append(f"{int(used.sum())} compute-limited subset(s) (m = {sizes(limited[used])}) are in the fit, "
+                         "because fewer than 3 points would remain without them: their errors are upper bounds.")
     return decision.Facts(metric=fits.metric, unit=f"{fits.unit or 'units'}", x_now=float(last["size"]),
                           error_now=float(last["val_error"]), region_now=str(last["region"]), at_2x=p2, at_10x=p10,
                           floor=fits.curve.floor(), level=level, n_params_10x=n10,
@@ -268,12 +281,12 @@ def _summary(fits: StudyFits, planning: dict[str, Any]) -> dict[str, Any]:
              "region": r["region"], "in_fit": bool(r["in_fit"]), "lr": float(r["lr"]),
              "compute_limited": r["compute_limited"] or None,
              "trial_hash": r["trial_hash"],   # the seed that represents it (the registered model's)
-             "wall_time_s": json_float(r["wall_time_s"]), "epochs": json_float(r["epochs"]),
+             "wall_time_s": json_number(r["wall_time_s"]), "epochs": json_number(r["epochs"]),
              "size_knobs": {k.removeprefix(keys.P_SIZE_PREFIX): int(float(r[k])) for k in pts.columns
                             if k.startswith(keys.P_SIZE_PREFIX)}}
             for _, r in pts.iterrows()
         ],
-        "metric": fits.metric, "best_guess_error": json_float(fits.best_guess),
+        "metric": fits.metric, "best_guess_error": json_number(fits.best_guess),
         "form": sel.form, "form_requested": sel.requested, "holdout": sel.holdout,
         "holdout_rmse_log": sel.holdout_rmse_log,
         "holdout_rmse_log_by_form": dict(sel.scores), "skipped_forms": dict(sel.skipped),

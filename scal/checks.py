@@ -15,9 +15,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from scal.names import SQLITE_PREFIX, artifact_location, model_name, safe_name
+
 HTTP_TIMEOUT_S = 3.0          # one request to a tracking server; MLflow's own client retries for minutes
 MAX_FOLDER_NAME_BYTES = 255   # one path component on ext4, APFS, NTFS and most other file systems
-SQLITE_PREFIX = "sqlite:///"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 # The schemes MLflow's tracking-store registry knows (its own list, printed when it meets another).
 _HTTP_SCHEMES = ("http", "https")
@@ -142,15 +143,12 @@ def study_exists(uri: str, study: str) -> bool:
 
 def check_study_name(name: str, uri: str | None = None) -> None:
     """A study (experiment) name must be one MLflow accepts, give a valid registered-model name
-    (`scal.registry.model_name`) and a single folder name for its artifacts
-    (`scal.tracking.artifact_location`); checked before the experiment is created."""
+    (`scal.names.model_name`) and a single folder name for its artifacts
+    (`scal.names.artifact_location`); checked before the experiment is created."""
     from mlflow.exceptions import MlflowException
     from mlflow.utils.validation import (
         _validate_experiment_artifact_location_length, _validate_experiment_name, _validate_model_name,
     )
-
-    from scal.registry import model_name
-    from scal.tracking import artifact_location, safe_name
 
     if not name.strip():
         raise ValueError("--experiment must not be empty or blank")

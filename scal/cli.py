@@ -4,16 +4,22 @@
     scal search-size --domain lm [--subset-size N]                    smallest overfitting model
     scal train --domain lm --subset-size N --width W                  one trial
     scal analyze [--run-id ID | --experiment NAME]                    fit an existing study
-    scal report [--run-id ID | --experiment NAME] [--out DIR]         report.md with the plots
+    scal report [--run-id ID | --experiment NAME] [--out-dir DIR]     report.md with the plots
     scal fit FILE.csv --x COL --y COL [--group COL] [--form auto]     fit curves from any table
     scal surface [FILE.csv --n COL --d COL --y COL] [--compute C]     loss surface L(N, D), compute-optimal N and D
-    scal compare A B [--at M]  |  scal compare FILE.csv --group COL    which curve is better, from what size on
+    scal compare A B [--size M]  |  scal compare FILE.csv --group COL  which curve is better, from what size on
     scal predict --run-id ID [--size M] [--target-error E]            plan data, model, compute
     scal domains                                                      list domains, units, metrics
     scal ui                                                           MLflow UI on 127.0.0.1
 
 Bad input ends with one line ``error: ...`` on stderr and exit code 2. With ``--json`` stdout holds
 exactly one JSON object; everything else (progress, tables, MLflow's chatter) goes to stderr.
+``--quiet`` leaves only results and errors. docs/cli.md lists every option and the JSON schemas;
+tests/test_cli.py checks that it matches this file.
+
+Renamed options keep their old name for one release, hidden from the help, with a note on stderr
+(`_renamed`): report --out (--out-dir), fit --predict (--size), compare --at (--size), predict --csv
+(the CSV as its argument, as fit, surface and compare take it).
 """
 
 from __future__ import annotations
@@ -28,14 +34,91 @@ from typing import Any, Optional, Sequence
 
 import typer
 
+from analysis.jsonsafe import jsonable
 from scal import checks
 
+# add_completion=False: typer's own --show-completion/--install-completion guess the shell and
+# ignore one that is named (`--show-completion zsh` from bash prints the bash script); scal's take
+# the shell as their value (`_root`), with typer's scripts and completion classes behind them.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},   # inherited by every command
                   help="Measure and predict deep-learning scaling (Hestness et al. 2017), tracked in MLflow.")
 
 BUDGET_HELP = "smoke (tests, seconds), quick (default, minutes), full (real studies, hours)"
 EXECUTOR_HELP = "auto (Ray when more than one trial fits at once or --ray-address is given, else local) | local | ray"
 RAY_ADDRESS_HELP = "join this Ray cluster (needs an http(s) --tracking-uri); default: a local Ray instance on 127.0.0.1"
+CPUS_HELP = "CPUs per Ray trial (also its torch threads)"
+GPUS_HELP = "GPUs per Ray trial, fractions allowed; default 1 where CUDA is, else 0"
+DOMAIN_HELP = "domain name (see `scal domains`)"
+UNIT_HELP = "subset-size unit; default: the domain's first (lm: char)"
+DATA_HELP = ("your own data (lm: .txt file or folder; nmt: TSV of pairs or a folder with train.src/train.tgt; "
+             "image: IDX files, train/ and val/ image folders or CIFAR batches; speech: LibriSpeech-style folder, "
+             "a .tsv/.csv manifest, or synthetic:sentences for the larger synthetic set); default: the domain's "
+             "built-in data")
+SEED_HELP = "seed of the subset permutation and of the trials"
+DEVICE_HELP = "auto (CUDA where there is one) | cpu | cuda"
+OVERFIT_HELP = "a model overfits when its final train loss < ratio * its best val loss; default from budget (0.9)"
+STORE_HELP = "MLflow store; default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the current folder"
+READ_STORE_HELP = "MLflow store of the study; default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here"
+RUN_ID_HELP = "the study's parent run id"
+STUDY_HELP = "study (experiment) name: its newest study run"
+N_BOOT_HELP = "bootstrap resamples for the intervals"
+JSON_HELP = "print one JSON object on stdout (schema in docs/cli.md); the rest goes to stderr"
+VERBOSE_HELP = "debug logging (MLflow's failed SQL statements included)"
+QUIET_HELP = "no progress and no log lines: only the results and errors"
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("scal-scaling")
+        except metadata.PackageNotFoundError:     # run from a checkout that was never installed
+            from scal import __version__ as version
+        typer.echo(f"scal {version}")
+        raise typer.Exit()
+
+
+def _completion(action: str):
+    """Eager callback of --show-completion / --install-completion SHELL (typer's script for that shell)."""
+    def callback(ctx: typer.Context, param: Any, value: str | None) -> None:
+        if value is None or ctx.resilient_parsing:
+            return
+        if value not in SHELLS:
+            raise typer.BadParameter(f"takes one of {', '.join(SHELLS)}, got {value!r}", param_hint=f"--{action}-completion")
+        from typer import completion
+
+        (completion.show_callback if action == "show" else completion.install_callback)(ctx, param, value)
+    return callback
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version, help="print the version and exit"),
+    show_completion: Optional[str] = typer.Option(None, metavar="SHELL", is_eager=True, expose_value=False,
+                                                  callback=_completion("show"),
+                                                  help=f"print the completion script for SHELL ({', '.join(SHELLS)})"),
+    install_completion: Optional[str] = typer.Option(None, metavar="SHELL", is_eager=True, expose_value=False,
+                                                     callback=_completion("install"),
+                                                     help="install completion for SHELL (in its startup file)"),
+) -> None:
+    """The options of ``scal`` itself, before the command (its help is the app's, above)."""
+
+
+def _renamed(old: str, new: str, old_value: Any, value: Any) -> Any:
+    """A renamed option's old name still works for one release (hidden from the help), with a note.
+
+    A repeatable option keeps the values of both names; a single one given both ways is an error."""
+    if old_value is None or old_value == []:
+        return value
+    typer.echo(f"note: {old} is renamed {new}; the old name goes in the next release", err=True)
+    if isinstance(old_value, list):
+        return [*(value or []), *old_value]
+    if value is not None:
+        raise ValueError(f"give {new} only ({old} is its old name)")
+    return old_value
 
 
 def _executor(kind: str, ray_address: str | None, cpus: float, gpus: float | None, max_concurrent: int | None,
@@ -51,19 +134,29 @@ def _executor(kind: str, ray_address: str | None, cpus: float, gpus: float | Non
                             scheduler=scheduler)
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(levelname).1s %(name)s: %(message)s", force=True)
+def _setup_logging(verbose: bool, quiet: bool = False) -> None:
+    """Log lines on stderr: INFO (progress off a terminal included), DEBUG with --verbose, only
+    warnings and errors with --quiet."""
+    if verbose and quiet:
+        _fail("--verbose and --quiet exclude each other")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
+                        stream=sys.stderr, format="%(levelname).1s %(name)s: %(message)s", force=True)
     for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "PIL", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # scal logs pickled models on purpose (they reload as the domain's nn.Module class).
-    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     # MLflow logs every failed SQL statement with its traceback before raising it; a store that
     # fails under a study is reported once, as one line (scal.faults), so those stay quiet
     # unless --verbose asks for them.
     if not verbose:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+def _quiet_mlflow() -> None:
+    """--quiet on a command that registers models: MLflow prints its registry news ("Created
+    version '2' of model ...") to its own stream, past the logging levels; this closes that stream."""
+    from mlflow.utils.logging_utils import disable_logging
+
+    disable_logging()
 
 
 def _none(value: str | None) -> str | None:
@@ -150,35 +243,23 @@ def _guarded(as_json: bool):
 
 def _emit(obj: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(_jsonable(obj)) + "\n")
+        sys.stdout.write(json.dumps(jsonable(obj)) + "\n")   # NaN -> null, inf -> "inf" (analysis.jsonsafe)
         sys.stdout.flush()
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if hasattr(x, "item"):
-        return _jsonable(x.item())
-    return x
 
 
 @app.command()
 def study(
-    domain: str = typer.Option("lm", help="domain name (see `scal domains`)"),
-    unit: Optional[str] = typer.Option(None, help="subset-size unit; default: the domain's first (lm: char)"),
+    domain: str = typer.Option("lm", help=DOMAIN_HELP),
+    unit: Optional[str] = typer.Option(None, help=UNIT_HELP),
     budget: str = typer.Option("quick", help=BUDGET_HELP),
-    data: Optional[str] = typer.Option(None, help="your own data (lm: .txt file or folder; nmt: TSV of pairs or a folder "
-                                         "with train.src/train.tgt; image: IDX files, train/ and val/ image folders "
-                                         "or CIFAR batches; speech: LibriSpeech-style folder, a .tsv/.csv manifest, "
-                                         "or synthetic:sentences for the larger synthetic set)"),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP),
+    pool_size: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER",
+                                            help="training pool of generated data, in the unit (toy: examples, default "
+                                                 "32,768; speech: synthetic utterances, default 8,192); not with --data"),
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment (study) name; default scal-<domain>-<unit>"),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store; default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db"),
-    seed: int = typer.Option(0, help="seed of the subset permutation and of the trials"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    tracking_uri: Optional[str] = typer.Option(None, help=STORE_HELP),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     k_configs: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER",
                                             help="configurations per subset (Monte Carlo grid); default from budget"),
     n_seeds: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER", help="seeds per configuration; default from budget"),
@@ -189,7 +270,7 @@ def study(
     max_steps: Optional[int] = typer.Option(None, help="optimizer steps cap per trial; default from budget"),
     max_epochs: Optional[float] = typer.Option(None, help="step budget per trial: this many passes over its subset, "
                                                "capped by --max-steps (0: every subset gets --max-steps); default from budget"),
-    overfit_ratio: Optional[float] = typer.Option(None, help="overfits when final train loss < ratio * best val loss (0.9)"),
+    overfit_ratio: Optional[float] = typer.Option(None, help=OVERFIT_HELP),
     width_mults: Optional[str] = typer.Option(None, help="grid multipliers of the width, e.g. 0.5,1,2; default from budget"),
     lr_mults: Optional[str] = typer.Option(None, help="grid multipliers of the learning rate, e.g. 0.5,1,2"),
     layer_offsets: Optional[str] = typer.Option(None, help="grid offsets of the depth, e.g. 0,1"),
@@ -199,28 +280,31 @@ def study(
     scheduler: str = typer.Option("fifo", help="fifo (every trial runs to its end) | asha (stop poor grid trials early; Ray)"),
     executor: str = typer.Option("auto", envvar="SCAL_EXECUTOR", help=EXECUTOR_HELP),
     ray_address: Optional[str] = typer.Option(None, help=RAY_ADDRESS_HELP),
-    cpus_per_trial: float = typer.Option(1.0, help="CPUs per Ray trial (also its torch threads)"),
-    gpus_per_trial: Optional[float] = typer.Option(None, help="GPUs per Ray trial, fractions allowed; default 1 where CUDA is, else 0"),
+    cpus_per_trial: float = typer.Option(1.0, help=CPUS_HELP),
+    gpus_per_trial: Optional[float] = typer.Option(None, help=GPUS_HELP),
     max_concurrent: Optional[int] = typer.Option(None, help="at most this many trials at once; default: what the cluster holds"),
     resume: Optional[bool] = typer.Option(None, "--resume/--no-resume",
                                           help="continue the unfinished study with these settings (default: if there is one)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Run a whole scaling study: subsets, model-size search, MLflow, registry, fits."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
         uri = checks.check_store(tracking_uri, create=True)   # first: before seconds of imports
         from scal.study import StudyConfig, run_study
 
-        cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
-                          tracking_uri=uri, seed=seed, device=device, k_configs=k_configs,
+        cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), pool_size=pool_size,
+                          experiment=_none(experiment), tracking_uri=uri, seed=seed, device=device, k_configs=k_configs,
                           n_seeds=n_seeds, race_keep=race_keep, n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
                           max_epochs=max_epochs, overfit_ratio=overfit_ratio, width_mults=_numbers(width_mults, float, "--width-mults"),
                           lr_mults=_numbers(lr_mults, float, "--lr-mults"),
                           layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register,
-                          searcher=searcher, skopt_estimator=skopt_estimator, resume=resume,
+                          searcher=searcher, skopt_estimator=skopt_estimator, resume=resume, progress=not quiet,
                           executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, max_concurrent, scheduler))
+        if quiet:
+            _quiet_mlflow()
         summary = run_study(cfg)
         print(_human_summary(summary), file=out)
     _emit({k: v for k, v in summary.items() if k != "table"}, as_json)
@@ -253,76 +337,79 @@ FORM_HELP = "learning-curve form: auto (chosen by held-out extrapolation) | m1 |
 HOLDOUT_HELP = "hold out the K largest points to score extrapolation (auto: default a fifth of the points)"
 
 
-def _study_run(run_id: str | None, experiment: str | None, tracking_uri: str | None) -> tuple[str, str]:
-    """(tracking URI, parent run id) of the study named by --run-id or --experiment, in a store
-    that exists (reading never creates one)."""
+def _study_run(run_id: str | None, experiment: str | None, tracking_uri: str | None):
+    """(the command's MLflow client, parent run id) of the study named by --run-id or
+    --experiment, in a store that exists (reading never creates one)."""
     if not run_id and not experiment:
         raise ValueError("give --run-id or --experiment (or a CSV file)")
     uri = checks.check_store(tracking_uri, create=False)
-    from analysis.reader import latest_study
-    from scal.tracking import resolve_tracking_uri
+    from scal.reader import latest_study
+    from scal.tracking import open_client
 
-    uri = resolve_tracking_uri(uri)
-    return uri, run_id or latest_study(uri, experiment)
+    client = open_client(uri)   # the command's one client: everything below reads and logs through it
+    return client, run_id or latest_study(client, experiment)
 
 
-def _analyze(run_id, experiment, tracking_uri, n_boot, out_dir, form, holdout, target_error,
+def _analyze(client, run_id: str, n_boot, out_dir, form, holdout, target_error,
              include_compute_limited: bool = False) -> dict[str, Any]:
-    uri, run_id = _study_run(run_id, experiment, tracking_uri)
     from scal.analyze import analyze_study
     from scal.tracking import StudyTracker
 
-    tracker = StudyTracker.for_run(run_id, uri)
+    tracker = StudyTracker.for_run(run_id, client)
     summary = analyze_study(tracker, run_id, n_boot=n_boot, out_dir=out_dir, form=form, holdout=holdout,
                             target_error=target_error, include_compute_limited=include_compute_limited)
-    summary.update(experiment_id=tracker.experiment_id, parent_run_id=run_id, tracking_uri=uri)
+    summary.update(experiment_id=tracker.experiment_id, parent_run_id=run_id, tracking_uri=tracker.uri)
     return summary
 
 
 @app.command()
 def analyze(
-    run_id: Optional[str] = typer.Option(None, help="the study's parent run id"),
-    experiment: Optional[str] = typer.Option(None, help="study (experiment) name: its newest study run"),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store"),
+    run_id: Optional[str] = typer.Option(None, help=RUN_ID_HELP),
+    experiment: Optional[str] = typer.Option(None, help=STUDY_HELP),
+    tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP),
     form: str = typer.Option("auto", help=FORM_HELP),
     holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
     target_error: Optional[float] = typer.Option(None, help="also plan the data, model and compute for this error"),
-    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    n_boot: int = typer.Option(200, help=N_BOOT_HELP),
     out_dir: Optional[str] = typer.Option(None, help="also write the plots, tables and report.md here"),
     include_compute_limited: bool = typer.Option(False, "--include-compute-limited",
                                                  help="fit the compute-limited subsets too (they are labelled either way)"),
-    as_json: bool = typer.Option(False, "--json"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Fit an existing study's learning and model-size curves, reading its runs from MLflow."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
         _check_fit_options(n_boot, holdout, target_error)
-        summary = _analyze(run_id, experiment, tracking_uri, n_boot, out_dir, form, holdout, target_error,
-                           include_compute_limited)
+        client, rid = _study_run(run_id, experiment, tracking_uri)
+        summary = _analyze(client, rid, n_boot, out_dir, form, holdout, target_error, include_compute_limited)
         print(_human_summary(summary), file=out)
     _emit({k: v for k, v in summary.items() if k != "table"}, as_json)
 
 
 @app.command()
 def report(
-    run_id: Optional[str] = typer.Option(None, help="the study's parent run id"),
-    experiment: Optional[str] = typer.Option(None, help="study (experiment) name: its newest study run"),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store"),
-    out: Optional[str] = typer.Option(None, help="report folder; default scal-report-<run id>"),
+    run_id: Optional[str] = typer.Option(None, help=RUN_ID_HELP),
+    experiment: Optional[str] = typer.Option(None, help=STUDY_HELP),
+    tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP),
+    out_dir: Optional[str] = typer.Option(None, help="report folder; default scal-report-<run id>"),
+    out: Optional[str] = typer.Option(None, "--out", hidden=True, help="old name of --out-dir"),
     form: str = typer.Option("auto", help=FORM_HELP),
     holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
     target_error: Optional[float] = typer.Option(None, help="also plan the data for this error"),
-    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
-    as_json: bool = typer.Option(False, "--json"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    n_boot: int = typer.Option(200, help=N_BOOT_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Write a study's report (report.md with the plots) to a folder and log it to the study's run."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, quiet)
     with _guarded(as_json) as target:
+        out_dir = _renamed("--out", "--out-dir", out, out_dir)
         _check_fit_options(n_boot, holdout, target_error)
-        uri, rid = _study_run(run_id, experiment, tracking_uri)
-        summary = _analyze(rid, None, uri, n_boot, out or f"scal-report-{rid[:12]}", form, holdout, target_error)
+        client, rid = _study_run(run_id, experiment, tracking_uri)
+        summary = _analyze(client, rid, n_boot, out_dir or f"scal-report-{rid[:12]}", form, holdout, target_error)
         print(f"report: {summary['artifacts_dir']}/report.md (also in the run's artifacts under analysis/)", file=target)
     _emit({"report": f"{summary['artifacts_dir']}/report.md", "parent_run_id": summary["parent_run_id"],
            "form": summary["form"], "beta_g": summary["beta_g"]}, as_json)
@@ -330,16 +417,18 @@ def report(
 
 @app.command()
 def fit(
-    csv: Optional[str] = typer.Argument(None, help="CSV file; without it, the study given by --run-id/--experiment"),
+    csv: Optional[str] = typer.Argument(None, metavar="CSV",
+                                        help="CSV file; without it, the study given by --run-id/--experiment"),
     x: Optional[str] = typer.Option(None, "--x", help="column of sizes (data, steps, examples seen)"),
     y: Optional[str] = typer.Option(None, "--y", help="column of errors or losses (positive)"),
     group: Optional[str] = typer.Option(None, help="column naming separate curves, fitted one by one"),
     form: str = typer.Option("auto", help=FORM_HELP),
     holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
-    predict: Optional[list[float]] = typer.Option(None, help="predict the error at this size (repeatable)"),
+    size: Optional[list[float]] = typer.Option(None, help="predict the error at this size (repeatable)"),
+    predict: Optional[list[float]] = typer.Option(None, "--predict", hidden=True, help="old name of --size"),
     target_error: Optional[float] = typer.Option(None, help="report the size needed for this error"),
     best_guess: Optional[float] = typer.Option(None, help="best-guess error: leaves out and labels small-data points"),
-    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    n_boot: int = typer.Option(200, help=N_BOOT_HELP),
     level: float = typer.Option(0.9, help=LEVEL_HELP),
     jobs: Optional[int] = typer.Option(None, help="processes fitting a CSV's groups at once (default: one per core)"),
     backtest: bool = typer.Option(False, "--backtest", help="refit on the sizes up to max/8 and on all but the largest "
@@ -348,15 +437,16 @@ def fit(
                                                   "(labelled, left out of the fit)"),
     run_id: Optional[str] = typer.Option(None, help="fit this study's best-fit points instead of a CSV"),
     experiment: Optional[str] = typer.Option(None, help="the newest study of this experiment instead of a CSV"),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store (with --run-id/--experiment)"),
-    as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout: {\"curves\": [...]}"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP + " (with --run-id/--experiment)"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Fit learning curves from a CSV (any tracker's export) or from a study, with intervals."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
-        predict_at = list(predict or [])
-        _check_fit_options(n_boot, holdout, target_error, predict_at, "--predict")
+        predict_at = list(_renamed("--predict", "--size", predict, size) or [])
+        _check_fit_options(n_boot, holdout, target_error, predict_at, "--size")
         _check_level(level)
         if jobs is not None:
             checks.count("--jobs", jobs, 1)
@@ -374,17 +464,17 @@ def fit(
         else:
             if compute_limited is not None:
                 raise ValueError("--compute-limited names a CSV column; a study labels its compute-limited subsets itself")
-            uri, rid = _study_run(run_id, experiment, tracking_uri)
+            client, rid = _study_run(run_id, experiment, tracking_uri)
             from scal.analyze import fit_study, study_backtest, study_decision
 
-            fits = fit_study(uri, rid, form=form, holdout=holdout, n_boot=n_boot)
+            fits = fit_study(client, rid, form=form, holdout=holdout, n_boot=n_boot)
             regions = {**fits.regions.to_dict(), "x": fits.points["size"].astype(float).tolist()}
             rec = curve_record(fits.selection, predict_at, target_error, group=rid, regions=regions, level=level)
             rec["decision"] = study_decision(fits, level)
             if backtest:
                 rec["backtest"] = study_backtest(fits, form=form, n_boot=n_boot, level=level)
             curves = [rec]
-            source = {"tracking_uri": uri, "parent_run_id": rid}
+            source = {"tracking_uri": client.tracking_uri, "parent_run_id": rid}
         print(_curves_text(curves), file=out)
     _emit({**source, "curves": curves}, as_json)
 
@@ -396,7 +486,7 @@ def _curves_text(curves: list[dict[str, Any]]) -> str:
         head = f"{c['group']}: " if c["group"] is not None else ""
         if c.get("decision"):
             lines.append(f"{head}{c['decision']}")
-        held = f"  held-out RMSE(log) {c['holdout_rmse_log']:.4g}" if c.get("holdout_rmse_log") is not None else ""
+        held = f"  held-out RMSE(log) {_fmt(c['holdout_rmse_log'])}" if c.get("holdout_rmse_log") is not None else ""
         lines.append(f"{head}form {c['form']}  exponent {c['beta_g']:.4g} [{_fmt(lo)}, {_fmt(hi)}]  "
                      f"floor {_fmt(c['floor'])}{held}")
         for p in c["predictions"]:
@@ -431,7 +521,7 @@ def _fmt(v) -> str:
 
 @app.command()
 def surface(
-    csv: Optional[str] = typer.Argument(None, help="CSV, one row per trained model; without it, the study given by "
+    csv: Optional[str] = typer.Argument(None, metavar="CSV", help="CSV, one row per trained model; without it, the study given by "
                                         "--run-id/--experiment (its trials)"),
     n: Optional[str] = typer.Option(None, "--n", help="CSV column of parameter counts N"),
     d: Optional[str] = typer.Option(None, "--d", help="CSV column of data sizes D (tokens, examples, ...)"),
@@ -441,16 +531,17 @@ def surface(
                                                   "and 10x the largest"),
     flops_per_param_unit: Optional[float] = typer.Option(None, help="k in C = k*N*D, CSV only (default 6); a study "
                                                          "uses its domain's train_flops"),
-    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    n_boot: int = typer.Option(200, help=N_BOOT_HELP),
     run_id: Optional[str] = typer.Option(None, help="fit this study's trials instead of a CSV"),
     experiment: Optional[str] = typer.Option(None, help="the newest study of this experiment instead of a CSV"),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store (with --run-id/--experiment)"),
+    tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP + " (with --run-id/--experiment)"),
     out_dir: Optional[str] = typer.Option(None, help="write the contour plot loss_surface.png to this folder"),
-    as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout (schema in the README)"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Fit the loss surface L(N, D) = E + A/N^alpha + B/D^beta and its compute-optimal frontier."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
         _check_fit_options(n_boot, None)
         budgets = [checks.positive("--compute", c) for c in compute or []]
@@ -470,8 +561,8 @@ def surface(
             if n or d or y:
                 raise ValueError("--n, --d and --y name CSV columns; a study's points are its trials "
                                  "(n_params, subset_size, min_val_error)")
-            uri, rid = _study_run(run_id, experiment, tracking_uri)
-            result = study_surface(uri, rid, budgets, n_boot=n_boot)
+            client, rid = _study_run(run_id, experiment, tracking_uri)
+            result = study_surface(client, rid, budgets, n_boot=n_boot)
         rec = result.record()
         if out_dir:
             rec["plot"] = str(result.plot(out_dir, metric_label=rec.get("metric") or (y or "loss")))
@@ -486,22 +577,24 @@ def compare(
     x: Optional[str] = typer.Option(None, "--x", help="CSV column of sizes"),
     y: Optional[str] = typer.Option(None, "--y", help="CSV column of errors or losses (positive)"),
     group: Optional[str] = typer.Option(None, help="CSV column naming the curves (at least 2 groups)"),
-    at: Optional[list[float]] = typer.Option(None, help="compare at this size (repeatable); default: the largest "
-                                             "size every curve reaches, and 10x it"),
+    size: Optional[list[float]] = typer.Option(None, help="compare at this size (repeatable); default: the largest "
+                                               "size every curve reaches, and 10x it"),
+    at: Optional[list[float]] = typer.Option(None, "--at", hidden=True, help="old name of --size"),
     form: str = typer.Option("auto", help=FORM_HELP),
     n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals and p_best"),
     level: float = typer.Option(0.9, help=LEVEL_HELP + "; also of the crossover's bootstrap interval"),
     out_dir: Optional[str] = typer.Option(None, help="write comparison.png here (studies: default a temporary "
                                           "folder; the plot is logged to MLflow either way)"),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store of the studies"),
-    as_json: bool = typer.Option(False, "--json", help="one JSON object on stdout: {\"curves\", \"at\", \"pairs\", ...}"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP.replace("of the study", "of the studies")),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Compare learning curves: which is lowest at each size, where they cross, whether the exponents differ."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
-        sizes = list(at) if at else None
-        _check_fit_options(n_boot, None, None, sizes or (), "--at")
+        sizes = list(_renamed("--at", "--size", at, size) or []) or None
+        _check_fit_options(n_boot, None, None, sizes or (), "--size")
         _check_level(level)
         from analysis.compare import comparison_text
 
@@ -522,9 +615,9 @@ def compare(
         else:
             uri = checks.check_store(tracking_uri, create=False)
             from scal.compare import compare_studies
-            from scal.tracking import resolve_tracking_uri
+            from scal.tracking import open_client
 
-            result = compare_studies(resolve_tracking_uri(uri), refs, at=sizes, form=form, n_boot=n_boot, out_dir=out_dir,
+            result = compare_studies(open_client(uri), refs, at=sizes, form=form, n_boot=n_boot, out_dir=out_dir,
                                      level=level)
         text = comparison_text(result)
         if result.get("plot"):
@@ -538,24 +631,27 @@ def compare(
 
 @app.command("predict")
 def predict_cmd(
-    run_id: Optional[str] = typer.Option(None, help="the study's parent run id"),
-    experiment: Optional[str] = typer.Option(None, help="study (experiment) name: its newest study run"),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow store"),
-    csv: Optional[str] = typer.Option(None, help="plan from a CSV curve instead of a study (needs --x, --y)"),
+    csv: Optional[str] = typer.Argument(None, metavar="CSV", help="CSV file: plan from its curve (--x, --y) instead of a study"),
+    run_id: Optional[str] = typer.Option(None, help=RUN_ID_HELP),
+    experiment: Optional[str] = typer.Option(None, help=STUDY_HELP),
+    tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP),
+    csv_option: Optional[str] = typer.Option(None, "--csv", hidden=True, help="old form of the CSV argument"),
     x: Optional[str] = typer.Option(None, "--x", help="CSV column of sizes"),
     y: Optional[str] = typer.Option(None, "--y", help="CSV column of errors"),
     size: Optional[list[float]] = typer.Option(None, help="predict the error at this training set size (repeatable)"),
     target_error: Optional[float] = typer.Option(None, help="data, model size and compute to reach this error"),
     form: str = typer.Option("auto", help=FORM_HELP),
     holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
-    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals"),
+    n_boot: int = typer.Option(200, help=N_BOOT_HELP),
     level: float = typer.Option(0.9, help=LEVEL_HELP),
-    as_json: bool = typer.Option(False, "--json"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Plan with a study's fits: error at a size; data, best-fit model size and compute for an error."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
+        csv = _renamed("--csv", "the CSV argument (scal predict FILE.csv)", csv_option, csv)
         sizes = list(size or [])
         if not sizes and target_error is None:
             raise ValueError("give --size M (repeatable) and/or --target-error E")
@@ -566,7 +662,7 @@ def predict_cmd(
             from analysis.select import fit_curve
 
             if not x or not y:
-                raise ValueError("--csv needs --x COL and --y COL")
+                raise ValueError("a CSV needs --x COL and --y COL")
             (xs, ys), = read_curves(csv, x, y).values()
             sel = fit_curve(xs, ys, form=form, holdout=holdout, n_boot=n_boot)
             rec = curve_record(sel, sizes, target_error, level=level)
@@ -579,11 +675,11 @@ def predict_cmd(
                                              "high": d["high"], "reachable": d["reachable"], "note": d["note"]},
                                     "note": "model size and compute need a study (--run-id)"}
         else:
-            uri, rid = _study_run(run_id, experiment, tracking_uri)
+            client, rid = _study_run(run_id, experiment, tracking_uri)
             from scal.analyze import fit_study, plan
 
-            fits = fit_study(uri, rid, form=form, holdout=holdout, n_boot=n_boot)
-            result = {"tracking_uri": uri, "parent_run_id": rid, "level": level, "form": fits.selection.form,
+            fits = fit_study(client, rid, form=form, holdout=holdout, n_boot=n_boot)
+            result = {"tracking_uri": client.tracking_uri, "parent_run_id": rid, "level": level, "form": fits.selection.form,
                       "beta_g": fits.curve.params.get("beta_g"),
                       "beta_g_interval": list(fits.curve.intervals.get("beta_g", (None, None))),
                       "floor": fits.curve.floor(), **plan(fits, sizes, target_error, level=level)}
@@ -615,33 +711,34 @@ def _plan_text(r: dict[str, Any]) -> str:
 
 @app.command("search-size")
 def search_size(
-    domain: str = typer.Option("lm"),
-    unit: Optional[str] = typer.Option(None),
+    domain: str = typer.Option("lm", help=DOMAIN_HELP),
+    unit: Optional[str] = typer.Option(None, help=UNIT_HELP),
     budget: str = typer.Option("quick", help=BUDGET_HELP),
     subset_size: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER",
                                               help="one subset size; default: every subset of the plan"),
-    data: Optional[str] = typer.Option(None),
-    experiment: Optional[str] = typer.Option(None, help="default scal-<domain>-<unit>-search-size"),
-    tracking_uri: Optional[str] = typer.Option(None),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto"),
-    overfit_ratio: Optional[float] = typer.Option(None),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP),
+    experiment: Optional[str] = typer.Option(None, help="MLflow experiment name; default scal-<domain>-<unit>-search-size"),
+    tracking_uri: Optional[str] = typer.Option(None, help=STORE_HELP),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    overfit_ratio: Optional[float] = typer.Option(None, help=OVERFIT_HELP),
     executor: str = typer.Option("auto", envvar="SCAL_EXECUTOR", help=EXECUTOR_HELP),
     ray_address: Optional[str] = typer.Option(None, help=RAY_ADDRESS_HELP),
-    cpus_per_trial: float = typer.Option(1.0, help="CPUs per Ray trial"),
-    gpus_per_trial: Optional[float] = typer.Option(None, help="GPUs per Ray trial"),
-    as_json: bool = typer.Option(False, "--json"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    cpus_per_trial: float = typer.Option(1.0, help=CPUS_HELP),
+    gpus_per_trial: Optional[float] = typer.Option(None, help=GPUS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Find the smallest model that overfits each subset (geometric growth, then bisection)."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
         uri = checks.check_store(tracking_uri, create=True)
         from scal.sizes import search_sizes
         from scal.study import StudyConfig
 
         cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
-                          tracking_uri=uri, seed=seed, device=device, overfit_ratio=overfit_ratio,
+                          tracking_uri=uri, seed=seed, device=device, overfit_ratio=overfit_ratio, progress=not quiet,
                           executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, None))
         result = search_sizes(cfg, subset_size)
         rows = [f"{'m':>10} {'width':>6} {'n_params':>10} {'overfits':>8}  probes"]
@@ -654,38 +751,39 @@ def search_size(
 
 @app.command()
 def train(
-    domain: str = typer.Option("lm"),
-    unit: Optional[str] = typer.Option(None),
-    budget: str = typer.Option("quick", help="takes the budget's step limits and default knobs"),
+    domain: str = typer.Option("lm", help=DOMAIN_HELP),
+    unit: Optional[str] = typer.Option(None, help=UNIT_HELP),
+    budget: str = typer.Option("quick", help=BUDGET_HELP + "; gives the step limits and the default model"),
     subset_size: Optional[int] = typer.Option(None, help="training subset size; default: the budget's smallest"),
-    width: Optional[int] = typer.Option(None),
-    layers: Optional[int] = typer.Option(None),
-    lr: Optional[float] = typer.Option(None),
-    seed: int = typer.Option(0),
-    max_steps: Optional[int] = typer.Option(None),
-    data: Optional[str] = typer.Option(None),
-    experiment: Optional[str] = typer.Option(None, help="default scal-<domain>-<unit>-trials"),
-    tracking_uri: Optional[str] = typer.Option(None),
-    device: str = typer.Option("auto"),
-    as_json: bool = typer.Option(False, "--json"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    width: Optional[int] = typer.Option(None, help="model width knob; default: the budget's starting model"),
+    layers: Optional[int] = typer.Option(None, help="model depth knob; default: the budget's starting model"),
+    lr: Optional[float] = typer.Option(None, help="learning rate; default: the budget's"),
+    seed: int = typer.Option(0, help=SEED_HELP),
+    max_steps: Optional[int] = typer.Option(None, help="optimizer steps cap; default from budget"),
+    data: Optional[str] = typer.Option(None, help=DATA_HELP),
+    experiment: Optional[str] = typer.Option(None, help="MLflow experiment name; default scal-<domain>-<unit>-trials"),
+    tracking_uri: Optional[str] = typer.Option(None, help=STORE_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Train one trial and log it to MLflow."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
         uri = checks.check_store(tracking_uri, create=True)
         from scal.sizes import train_one
         from scal.study import StudyConfig
 
         cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, experiment=experiment,
-                          tracking_uri=uri, seed=seed, device=device, max_steps=max_steps)
+                          tracking_uri=uri, seed=seed, device=device, max_steps=max_steps, progress=not quiet)
         result = train_one(cfg, subset_size, {"width": width, "layers": layers}, lr)
         print(" ".join(f"{k}={v}" for k, v in result.items()), file=out)
     _emit(result, as_json)
 
 
 @app.command("domains")
-def list_domains(as_json: bool = typer.Option(False, "--json")) -> None:
+def list_domains(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List the domains with their units and metrics."""
     import domains as registry
 
@@ -704,8 +802,8 @@ def list_domains(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @app.command()
 def ui(
-    tracking_uri: Optional[str] = typer.Option(None),
-    port: int = typer.Option(5000),
+    tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP.replace("of the study", "to show")),
+    port: int = typer.Option(5000, help="port of the UI on 127.0.0.1"),
 ) -> None:
     """Start the MLflow UI on the store, bound to 127.0.0.1."""
     with _guarded(False):
@@ -714,7 +812,10 @@ def ui(
     typer.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port}  (Ctrl-C stops it)", err=True)
     # One worker and no job runner: a local viewer needs neither, and it starts in seconds.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    from scal.tracking import registry_uri
+
     os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                               "--registry-store-uri", registry_uri(uri),   # MLflow's own default ignores the env
                                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"])
 
 
@@ -724,6 +825,10 @@ def main(args: list[str] | None = None) -> None:
     Click's own usage errors (an unknown option, a missing or malformed value) become one
     ``error: ...`` line and exit code 2, like every other bad input; ``--help`` still exits 0.
     """
+    if os.environ.get("_SCAL_COMPLETE"):   # a shell asks for completions: typer's classes answer it
+        from typer.completion import completion_init
+
+        completion_init()
     try:
         code = app(args=args, prog_name="scal", standalone_mode=False)
     except typer.TyperException as exc:        # click's ClickException and UsageError derive from it

@@ -23,11 +23,13 @@ from mlflow.tracking import MlflowClient
 from analysis.compare import EXPONENT_FORM, LEVEL, compare_fits, exponent_refits
 from analysis.compare_plot import plot_comparison
 from analysis.fit import FitError
-from analysis.reader import StudyNotFound, latest_study
+from analysis.jsonsafe import jsonable
 from analysis.select import AUTO
 from scal import keys
 from scal.analyze import StudyFits, fit_study
-from scal.tracking import artifact_location, log_batch, open_client
+from scal.reader import StudyNotFound, latest_study
+from scal.names import artifact_location
+from scal.tracking import log_batch
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ class StudyRef:
     name: str = ""
 
 
-def resolve_refs(client: MlflowClient, uri: str, refs: Sequence[str]) -> list[StudyRef]:
+def resolve_refs(client: MlflowClient, refs: Sequence[str]) -> list[StudyRef]:
     """The study run behind each reference, named (module docstring). Unknown references,
     runs that are not scal studies and one study given twice are LookupError / ValueError."""
     found = []
@@ -52,8 +54,8 @@ def resolve_refs(client: MlflowClient, uri: str, refs: Sequence[str]) -> list[St
         run = _run_or_none(client, ref)
         if run is None:
             if client.get_experiment_by_name(ref) is None:
-                raise StudyNotFound(f"{ref!r} is neither a study run id nor an experiment in {uri}")
-            run = client.get_run(latest_study(uri, ref))
+                raise StudyNotFound(f"{ref!r} is neither a study run id nor an experiment in {client.tracking_uri}")
+            run = client.get_run(latest_study(client, ref))
         elif run.data.tags.get(keys.ROLE) != keys.ROLE_STUDY:
             raise StudyNotFound(f"run {ref} is not a scal study (tag {keys.ROLE} != {keys.ROLE_STUDY})")
         found.append(StudyRef(ref, run.info.run_id, client.get_experiment(run.info.experiment_id).name))
@@ -74,10 +76,11 @@ def _run_or_none(client: MlflowClient, ref: str):
         return None
 
 
-def compare_studies(uri: str, refs: Sequence[str], at: Sequence[float] | None = None, form: str = AUTO,
+def compare_studies(client: MlflowClient, refs: Sequence[str], at: Sequence[float] | None = None, form: str = AUTO,
                     n_boot: int = 200, seed: int = 0, out_dir: str | Path | None = None,
                     level: float = LEVEL) -> dict[str, Any]:
-    """Compare the studies ``refs`` in the store ``uri`` and log the comparison run.
+    """Compare the studies ``refs`` in the store of ``client`` (`scal.tracking.open_client`) and
+    log the comparison run there.
 
     Returns `analysis.compare.compare_fits`' dict plus ``studies`` (name, ref, run id),
     ``comparison_run_id``, ``tracking_uri`` and ``plot`` (the PNG written under ``out_dir``, a
@@ -85,15 +88,14 @@ def compare_studies(uri: str, refs: Sequence[str], at: Sequence[float] | None = 
     """
     if len(refs) < 2:
         raise ValueError(f"a comparison needs at least 2 studies (run ids or experiment names), got {len(refs)}")
-    client = open_client(uri)
-    studies = resolve_refs(client, uri, refs)
+    studies = resolve_refs(client, refs)
     seeds = {s.name: seed + k for k, s in enumerate(studies)}   # independent bootstraps (analysis.compare)
-    fitted: dict[str, StudyFits] = {s.name: _fit(uri, s, form, n_boot, seeds[s.name]) for s in studies}
+    fitted: dict[str, StudyFits] = {s.name: _fit(client, s, form, n_boot, seeds[s.name]) for s in studies}
     by_name = {s.name: s for s in studies}
     fits = {name: f.curve for name, f in fitted.items()}
 
     def refit(name: str):
-        return fit_study(uri, by_name[name].run_id, form=EXPONENT_FORM, n_boot=n_boot, seed=seeds[name]).curve
+        return fit_study(client, by_name[name].run_id, form=EXPONENT_FORM, n_boot=n_boot, seed=seeds[name]).curve
 
     result = compare_fits(fits, at=at, level=level, exponent_fits=exponent_refits(fits, refit))
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="scal-compare-"))
@@ -105,28 +107,28 @@ def compare_studies(uri: str, refs: Sequence[str], at: Sequence[float] | None = 
                           title="learning curves: " + " vs ".join(fits))
     result["studies"] = [{"name": s.name, "ref": s.ref, "run_id": s.run_id, "experiment": s.experiment}
                          for s in studies]
-    result["tracking_uri"] = uri
+    result["tracking_uri"] = client.tracking_uri
     result["plot"] = str(png)
-    result["comparison_run_id"] = log_comparison(client, uri, studies, result, png,
+    result["comparison_run_id"] = log_comparison(client, studies, result, png,
                                                  {"form": form, "n_boot": n_boot, "seed": seed, "level": level,
                                                   "at": ",".join(f"{a['x']:g}" for a in result["at"])})
     return result
 
 
-def _fit(uri: str, study: StudyRef, form: str, n_boot: int, seed: int) -> StudyFits:
+def _fit(client: MlflowClient, study: StudyRef, form: str, n_boot: int, seed: int) -> StudyFits:
     try:
-        return fit_study(uri, study.run_id, form=form, n_boot=n_boot, seed=seed)
+        return fit_study(client, study.run_id, form=form, n_boot=n_boot, seed=seed)
     except FitError as exc:
         raise FitError(f"study {study.name} ({study.run_id}): {exc}") from None
 
 
-def log_comparison(client: MlflowClient, uri: str, studies: Sequence[StudyRef], result: dict[str, Any], png: Path,
+def log_comparison(client: MlflowClient, studies: Sequence[StudyRef], result: dict[str, Any], png: Path,
                    params: dict[str, Any]) -> str:
     """A FINISHED run in `keys.COMPARISON_EXPERIMENT` with the JSON and the plot; its id."""
     name = keys.COMPARISON_EXPERIMENT
     exp = client.get_experiment_by_name(name)
     exp_id = exp.experiment_id if exp else client.create_experiment(
-        name, artifact_location=artifact_location(uri, name), tags={keys.EXPERIMENT_KIND: keys.EXPERIMENT_KIND_TRAINING})
+        name, artifact_location=artifact_location(client.tracking_uri, name), tags={keys.EXPERIMENT_KIND: keys.EXPERIMENT_KIND_TRAINING})
     tags = {keys.ROLE: keys.ROLE_COMPARISON, keys.COMPARES: ",".join(s.run_id for s in studies)}
     for i, s in enumerate(studies, 1):
         tags[f"{keys.COMPARES_PREFIX}{i}"] = s.run_id
@@ -137,7 +139,7 @@ def log_comparison(client: MlflowClient, uri: str, studies: Sequence[StudyRef], 
     try:
         log_batch(client, rid, params={f"compare.{k}": v for k, v in params.items()})
         doc = {k: v for k, v in result.items() if k not in ("plot", "comparison_run_id")}
-        client.log_text(rid, json.dumps(doc, indent=2), "comparison.json")
+        client.log_text(rid, json.dumps(jsonable(doc), indent=2), "comparison.json")
         client.log_artifact(rid, str(png))
     except BaseException:
         client.set_terminated(rid, "FAILED")

@@ -1,6 +1,6 @@
 """Every MLflow param, metric and tag name scal writes, in one place.
 
-The analysis reader filters on these names; changing one here changes it everywhere.
+The MLflow reader (`scal.reader`) filters on these names; changing one here changes it everywhere.
 """
 
 # --- tags -------------------------------------------------------------------------------------
@@ -19,6 +19,12 @@ PARENT = "mlflow.parentRunId"      # MLflow's own nesting tag
 RUN_NAME = "mlflow.runName"
 EXPERIMENT_KIND = "mlflow.experimentKind"   # the UI opens model-training views, not GenAI ones
 EXPERIMENT_KIND_TRAINING = "custom_model_development"
+NOTE = "mlflow.note.content"       # a run's / an experiment's description in the UI (Markdown)
+VERSION = "scal.version"           # every run scal makes: the scal-scaling package version
+GIT_COMMIT = "scal.git_commit"     # ... and the commit of the checkout it ran from, where there is one
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"   # MLflow's own (the UI shows it as the run's source version)
+DATA_DIGEST = "scal.data_digest"   # parent: digest of the training pool (`scal.datasets`), the same as its dataset input's
+DATA_CONTEXT = "mlflow.data.context"   # input tag of a dataset input: "training" (a trial's subset), "pool" (a study's)
 
 COMPARES = "scal.compares"         # comparison run: the compared study run ids, comma-separated
 COMPARES_PREFIX = "scal.compares." # + 1, 2, ...: one study run id per compared curve; + ".name": its curve name

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from scal import checks, keys
 from scal.progress import Progress
 from scal.study import StudyConfig, TrackedTrials, prepare
-from scal.tracking import StudyTracker
+from scal.tracking import StudyTracker, open_client
 from search.interpolate import Config
 from search.overfit import find_smallest_overfitting
 
@@ -25,7 +25,7 @@ def search_sizes(cfg: StudyConfig, subset_size: int | None = None) -> dict[str, 
         p.plan.indices(m)  # raises DataError before anything is logged if m exceeds the data
     name = cfg.experiment or f"{p.study}-search-size"
     checks.check_study_name(name, cfg.tracking_uri)
-    tracker = StudyTracker(name, cfg.tracking_uri)
+    tracker = StudyTracker(name, open_client(checks.store_uri(cfg.tracking_uri)))
     parent = tracker.start({"study.domain": p.domain.name, "study.unit": p.unit, "study.budget": p.budget.name,
                             "study.overfit_criterion": f"final_train_loss < {p.budget.overfit.ratio} * min_val_loss",
                             "study.subset_sizes": ",".join(map(str, sizes))}, run_name="search-size")
@@ -68,7 +68,7 @@ def train_one(cfg: StudyConfig, subset_size: int | None, knobs: Mapping[str, int
     spec = p.settings.make_spec(m, Config(size, lr), cfg.seed)
     name = cfg.experiment or f"{p.study}-trials"
     checks.check_study_name(name, cfg.tracking_uri)
-    tracker = StudyTracker(name, cfg.tracking_uri)
+    tracker = StudyTracker(name, open_client(checks.store_uri(cfg.tracking_uri)))
     # One trial gains nothing from a cluster: local unless --executor ray is asked for.
     settings = cfg.executor if cfg.executor.kind == "ray" else replace(cfg.executor, kind="local")
     executor = p.executor(settings)

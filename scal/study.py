@@ -8,6 +8,7 @@ parent run is marked FAILED (or KILLED on Ctrl-C) and what was logged stays.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
+from mlflow.tracking import MlflowClient
 
 import domains
 from domains.loop import resolve_device
@@ -23,16 +25,17 @@ from domains.protocol import Domain, DomainData, TrialResult, TrialSpec
 from search.budget import Budget, OverfitCriterion, get_budget
 from search.grid import max_grid_configs
 from search.engine import SEARCHERS, SearchSettings, SubsetOutcome, run_search
-from search.executor import (
-    FINISHED, ExecutorSettings, FixedProposer, Proposer, TrialContext, TrialOutcome, make_executor, run_trial,
-)
+from search.executor import ExecutorSettings, make_executor
 from search.refine import ESTIMATORS
 from search.subsets import SubsetPlan
-from scal import checks, faults, keys, registry
+from search.trial import FINISHED, FixedProposer, Proposer, TrialContext, TrialOutcome, run_trial
+from scal import checks, faults, keys, names, registry, story
+from scal.datasets import CONTEXT_POOL, StudyData
 from scal.analyze import analyze_study
 from scal.progress import Progress
+from scal.provenance import scal_version
 from scal.tracking import (
-    StudyTracker, interrupts_remembered, raise_if_interrupted, resolve_tracking_uri, result_from_run,
+    StudyTracker, interrupts_remembered, open_client, raise_if_interrupted, result_from_run,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ class StudyConfig:
     unit: str | None = None
     budget: str = "quick"
     data: str | None = None
+    pool_size: int | None = None           # generated data's training pool, in the unit; None: the domain's default
     experiment: str | None = None
     tracking_uri: str | None = None
     seed: int = 0
@@ -86,6 +90,11 @@ class Prepared:
         """What every trial of this study needs besides its spec (shipped once to each Ray node)."""
         return TrialContext(self.domain.name, self.data, self.plan, self.cfg.device)
 
+    @functools.cached_property
+    def datasets(self) -> StudyData:
+        """The pool's and the subsets' MLflow datasets (the loaded data is hashed once, here)."""
+        return StudyData.of(self.domain.name, self.unit, self.cfg.data, self.data, self.plan)
+
     def executor(self, settings: ExecutorSettings | None = None):
         """The executor ``settings`` (default: the study's own) ask for, set up for this study."""
         return make_executor(settings or self.cfg.executor, self.context(), max_rounds=self.settings.scale.train.max_rounds)
@@ -119,8 +128,8 @@ def prepare(cfg: StudyConfig) -> Prepared:
         raise ValueError(f"unknown searcher {cfg.searcher!r}; choose one of {', '.join(SEARCHERS)}")
     if cfg.skopt_estimator not in ESTIMATORS:
         raise ValueError(f"unknown --skopt-estimator {cfg.skopt_estimator!r}; choose one of {', '.join(ESTIMATORS)}")
-    cfg.executor.validate(resolve_tracking_uri(cfg.tracking_uri))
-    data = domain.load(unit, cfg.data, scale.max_val_units)
+    cfg.executor.validate(checks.store_uri(cfg.tracking_uri))
+    data = domain.load(unit, cfg.data, scale.max_val_units, pool_size=cfg.pool_size)
     chunk_sizes = data.chunk_sizes()
     _check_subsets_fit(int(chunk_sizes.sum()), scale.min_subset, scale.n_subsets)
     plan = SubsetPlan(chunk_sizes, scale.min_subset, scale.n_subsets, seed=cfg.seed)
@@ -144,7 +153,8 @@ def _check_counts(cfg: StudyConfig, budget: Budget, has_depth: bool) -> None:
     checks.count("--race-keep", budget.race_keep, 0, budget.k_configs - 1,
                  why=f"0 races nothing; racing keeps fewer than the {budget.k_configs} configurations")
     for option, value in (("--n-subsets", cfg.n_subsets), ("--min-subset", cfg.min_subset),
-                          ("--max-steps", cfg.max_steps), ("--max-concurrent", cfg.executor.max_concurrent)):
+                          ("--max-steps", cfg.max_steps), ("--max-concurrent", cfg.executor.max_concurrent),
+                          ("--pool-size", cfg.pool_size)):
         if value is not None:
             checks.count(option, value, 1)
 
@@ -213,7 +223,18 @@ class TrackedTrials:
         self._role = role
         # Every role keeps its models (for this subset only): a probe's model is the grid's
         # registry candidate when the grid reuses that probe.
-        self.executor.run(_Reusing(proposer, self), role, self._log, keep_models=True)
+        try:
+            self.executor.run(_Reusing(proposer, self), role, self._log, keep_models=True, watcher=self)
+        except BaseException as exc:   # trials training when the search stopped end with the study
+            self.tracker.end_live("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
+
+    # --- the executor's `TrialWatcher`: a trial's run is live while it trains ----------------------
+    def started(self, spec: TrialSpec, start_ms: int) -> str:
+        return self.tracker.start_trial(spec, self._role, start_ms, dataset=self.p.datasets.subset(spec.subset_size))
+
+    def round(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        self.tracker.log_round(run_id, metrics, step)
 
     def begin(self, spec: TrialSpec, n_trials: int) -> None:
         self.progress.begin(spec.subset_size, n_trials, self._role)
@@ -228,7 +249,8 @@ class TrackedTrials:
         result = f.result if f.result is not None else result_from_run(spec, f.run)
         if self._role not in f.roles:
             self.tracker.log_trial(spec, result, [], self._role,
-                                   extra_tags={keys.REUSED_FROM: f.run_id, keys.THREADS: f.threads})
+                                   extra_tags={keys.REUSED_FROM: f.run_id, keys.THREADS: f.threads},
+                                   dataset=self.p.datasets.subset(spec.subset_size))
             f.roles.add(self._role)
         self.n_reused += 1
         self.progress.trial(result)
@@ -238,7 +260,8 @@ class TrackedTrials:
         h = out.spec.trial_hash()
         self.run_ids[h] = self.tracker.log_trial(
             out.spec, out.result, out.history, self._role, start_ms=out.start_ms, end_ms=out.end_ms,
-            extra_tags={keys.NODE: out.node, keys.THREADS: out.threads})
+            extra_tags={keys.NODE: out.node, keys.THREADS: out.threads}, run_id=out.live,
+            dataset=self.p.datasets.subset(out.spec.subset_size))
         if out.result.status in keys.DONE_STATUSES:
             self.finished[h] = _Finished(self.run_ids[h], out.result.status, {self._role}, out.threads, out.result)
         if out.model is not None:
@@ -283,9 +306,13 @@ class _Reusing:
         self.inner.complete(spec, result)
 
 
-def fingerprint(params: dict[str, Any]) -> str:
-    """Hash of the study's parameters: the same command gives the same trials, so it can resume."""
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def fingerprint(params: dict[str, Any], version: str | None = None) -> str:
+    """Hash of the study's parameters and of the scal version that runs it (default: this one's):
+    the same command gives the same trials, so it can resume; a study begun by another version
+    is not continued by this one, whose trials may differ (MLflow's multistep example's
+    ``_already_ran`` checks the source version the same way)."""
+    blob = {"params": params, "scal_version": scal_version() if version is None else version}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_study(cfg: StudyConfig) -> dict[str, Any]:
@@ -298,7 +325,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
     already logged are not logged twice, and child runs left RUNNING are marked KILLED.
     """
     p = prepare(cfg)
-    uri = resolve_tracking_uri(cfg.tracking_uri)
+    uri = checks.store_uri(cfg.tracking_uri)
     if cfg.resume and not checks.study_exists(uri, p.study):   # said before the store or experiment is created
         raise LookupError(f"no unfinished study {p.study!r} with these settings to resume in {uri}")
     # One study of an experiment per store at a time: a second identical command is refused
@@ -306,7 +333,7 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
     with faults.study_lock(uri, p.study):
         store = faults.StoreFile.of(uri)
         try:
-            return _locked(p, cfg)
+            return _locked(p, cfg, open_client(uri))   # the study's one client, passed down
         except Exception as exc:   # a vanished or read-only store, a full disk: one line, not a traceback
             message = faults.describe(exc, uri, store)
             if message is None:
@@ -315,9 +342,9 @@ def run_study(cfg: StudyConfig) -> dict[str, Any]:
             raise faults.Fault(message) from exc
 
 
-def _locked(p: Prepared, cfg: StudyConfig) -> dict[str, Any]:
+def _locked(p: Prepared, cfg: StudyConfig, client: MlflowClient) -> dict[str, Any]:
     metric = p.domain.metric(p.unit)
-    tracker = StudyTracker(p.study, cfg.tracking_uri)
+    tracker = StudyTracker(p.study, client)
     params = _study_params(p)
     fp = fingerprint(params)
     done: list[Any] = []
@@ -338,13 +365,15 @@ def _locked(p: Prepared, cfg: StudyConfig) -> dict[str, Any]:
 def _run(p: Prepared, cfg: StudyConfig, tracker: StudyTracker, params: dict[str, Any], fp: str,
          done: list[Any], executor, metric) -> dict[str, Any]:
     parent = tracker.start(params, run_name=f"{p.study}-{p.budget.name}-seed{cfg.seed}",
-                           tags={keys.FINGERPRINT: fp, keys.EXECUTOR: f"{executor.name} x{executor.concurrency}"})
+                           tags={keys.FINGERPRINT: fp, keys.EXECUTOR: f"{executor.name} x{executor.concurrency}",
+                                 keys.DATA_DIGEST: p.datasets.pool_digest})
     tracker.log_dict({"plan": p.plan.to_dict(), "budget": asdict(p.budget), "scale": asdict(p.settings.scale)}, "plan.json")
+    _describe(p, tracker, metric, names.model_name(p.study) if cfg.register else None)
     log.info("study %s: subsets %s (%.2f orders of magnitude), %s executor, %d trial(s) at once", p.study,
              p.plan.sizes, p.plan.span_orders, executor.name, executor.concurrency)
     progress = Progress(len(p.plan.sizes), metric.name, enabled=cfg.progress)
     trials = TrackedTrials(p, tracker, progress, executor, done)
-    name = registry.model_name(p.study)
+    name = names.model_name(p.study)
     versions = registry.study_versions(tracker.client, name, parent) if done else {}
     logged_steps = tracker.curve_steps() if done else set()
 
@@ -363,7 +392,8 @@ def _run(p: Prepared, cfg: StudyConfig, tracker: StudyTracker, params: dict[str,
         if cfg.register and seed_result is not None and outcome.size not in versions:
             h = seed_result.spec.trial_hash()
             versions[outcome.size] = registry.register(
-                tracker.client, name, trials.run_ids[h], trials.model_for(seed_result), seed_result, metric.name, parent)
+                tracker.client, name, trials.run_ids[h], trials.model_for(seed_result), seed_result, metric.name, parent,
+                domain=p.domain.name, unit=p.unit, data=p.data)
         trials.models.clear()
 
     with tracker.closing():
@@ -384,11 +414,22 @@ def _run(p: Prepared, cfg: StudyConfig, tracker: StudyTracker, params: dict[str,
     return summary
 
 
+def _describe(p: Prepared, tracker: StudyTracker, metric, registered_model: str | None) -> None:
+    """What the MLflow UI says of the study before its analysis: the experiment's description, the
+    study run's (the analysis replaces it, `scal.analyze`), and the pool as the run's dataset input."""
+    tracker.describe_experiment(story.experiment_description(
+        p.domain.name, p.unit, metric.name, metric.description, metric.lower_is_better, registered_model))
+    tracker.set_note(story.running_note(p.study, p.plan.sizes, p.unit, p.budget.name))
+    tracker.log_input(p.datasets.pool(), CONTEXT_POOL)
+
+
 def _study_params(p: Prepared) -> dict[str, Any]:
     s, b = p.settings.scale, p.budget
     params = {
         "study.domain": p.domain.name, "study.unit": p.unit, "study.budget": b.name, "study.seed": p.cfg.seed,
         "study.data": p.cfg.data or "embedded", "study.device": p.cfg.device,
+        # the training pool in the unit, whatever set it (--pool-size, --data, the domain's default)
+        "study.pool_size": int(p.data.chunk_sizes().sum()),
         "study.subset_sizes": ",".join(map(str, p.plan.sizes)), "study.span_orders": f"{p.plan.span_orders:.3f}",
         "study.k_configs": b.k_configs, "study.n_seeds": b.n_seeds, "study.race_keep": b.race_keep, "study.bisect_steps": b.bisect_steps,
         "study.width_mults": ",".join(map(str, b.width_mults)), "study.lr_mults": ",".join(map(str, b.lr_mults)),

@@ -18,17 +18,21 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from analysis.fit import CurveFit, FitError, fit_model_size
+from analysis.fit import CurveFit, FitError
+from analysis.forms import fit_model_size
 from analysis.surface import FLOPS_PER_PARAM_UNIT, SurfaceFit, fit_surface, validate_points
 from analysis.surface_compare import ModelSizeComparison, compare_model_size
 from analysis.table import read_table
 from scal import keys
 from search.bestfit import COUNTED_STATUSES
+
+if TYPE_CHECKING:   # mlflow is imported only when a study is read (a CSV's surface starts faster)
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -140,16 +144,17 @@ def csv_surface(path: str | Path, n_col: str, d_col: str, y_col: str, computes: 
     return Surface(fit, points, {"csv": str(path), "columns": {"n": n_col, "d": d_col, "y": y_col}})
 
 
-def study_surface(uri: str, run_id: str, computes: Sequence[float] = (), n_boot: int = 200, seed: int = 0,
+def study_surface(client: MlflowClient, run_id: str, computes: Sequence[float] = (), n_boot: int = 200, seed: int = 0,
                   model_size: CurveFit | None = None, trials: pd.DataFrame | None = None) -> Surface:
     """The surface of study ``run_id``'s trials, and its frontier against the model-size curve:
     ``model_size`` when the caller has fitted it (the study's analysis), else fitted here from the
     best-fit points the same way `scal.analyze.fit_study` does. ``trials``: the study's runs when
-    the caller has read them already (`analysis.reader.read_trials`)."""
-    from analysis.reader import best_fit_points, read_trials, study_params
+    the caller has read them already (`scal.reader.read_trials`). ``client``: the `MlflowClient` of
+    the study's store."""
+    from scal.reader import best_fit_points, read_trials, study_params   # mlflow: not for a CSV's surface
 
-    params = study_params(uri, run_id)
-    trials = read_trials(uri, run_id) if trials is None else trials
+    params = study_params(client, run_id)
+    trials = read_trials(client, run_id) if trials is None else trials
     points = trial_points(trials)
     if len(points) == 0:
         raise FitError(f"study {run_id} has no trials with a finite {keys.M_MIN_VAL_ERROR} to fit a surface to")
@@ -159,7 +164,7 @@ def study_surface(uri: str, run_id: str, computes: Sequence[float] = (), n_boot:
     # The decision summary asks for the optimum at 10x the study's own compute.
     budgets = list(computes) or sorted(set(default_budgets(points, k)) | {DEFAULT_BUDGET_STRETCH * spent})
     fit = fit_surface(points["n_params"], points["data"], points["loss"], budgets, k, n_boot=n_boot, seed=seed)
-    source = {"tracking_uri": uri, "parent_run_id": run_id, "domain": params.get("study.domain"),
+    source = {"tracking_uri": client.tracking_uri, "parent_run_id": run_id, "domain": params.get("study.domain"),
               "unit": params.get("study.unit"), "metric": params.get("study.metric"), "study_compute": spent}
     note = None
     if model_size is None:
@@ -180,7 +185,7 @@ def analyze_surface(tracker, parent_run_id: str, model_size: CurveFit | None, ou
     ``{"error": reason}`` when the trials cannot carry a surface (too few, too alike), so a study
     never fails for want of one."""
     try:
-        surface = study_surface(tracker.uri, parent_run_id, n_boot=n_boot, seed=seed, model_size=model_size,
+        surface = study_surface(tracker.client, parent_run_id, n_boot=n_boot, seed=seed, model_size=model_size,
                                 trials=trials)
     except ValueError as exc:   # FitError among them: too few points, one N or one D
         log.warning("no loss surface for study %s: %s", parent_run_id, exc)
@@ -218,11 +223,12 @@ def describe(rec: dict[str, Any]) -> str:
 
 
 def _f(v) -> str:
-    return "-" if v is None else f"{v:.4g}"
+    """A number of a record: None is "-", an infinite one ("inf", `analysis.jsonsafe`) as it is."""
+    return "-" if v is None else (v if isinstance(v, str) else f"{v:.4g}")
 
 
 def _iv(iv) -> str:
-    return "[-]" if iv is None or iv[0] is None or iv[1] is None else f"[{iv[0]:.4g}, {iv[1]:.4g}]"
+    return "[-]" if iv is None or iv[0] is None or iv[1] is None else f"[{_f(iv[0])}, {_f(iv[1])}]"
 
 
 def summary_lines(rec: dict[str, Any] | None) -> str:

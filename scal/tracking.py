@@ -8,9 +8,14 @@ Layout in the store (names in `scal.keys`):
   *step is the subset size m*, the fits (JSON) and plots;
 - a child run per trial (``mlflow.parentRunId`` = the parent) with params (domain, unit,
   subset size, size knobs, n_params, lr, seed, budget), per-round metrics, the minimum
-  validation error and status tags.
+  validation error and status tags; a failed trial's traceback as ``error/traceback.txt``.
+- dataset inputs (`scal.datasets`): the pool on the parent, its subset on each trial; every run
+  tagged with the code that made it (`scal.provenance`); descriptions (`scal.story`) on the
+  experiment and the parent.
 
-Everything goes through `MlflowClient.log_batch` (one call per trial instead of hundreds).
+A trial's run is created (RUNNING) when the trial starts (`StudyTracker.start_trial`), each
+validation round is logged as it arrives (`log_round`, one `MlflowClient.log_batch` a round), and
+`log_trial` adds the summary and ends it: the UI shows a long trial's curve while it trains.
 Under ``mlflow run`` the entry point's run (``MLFLOW_RUN_ID``) becomes the parent run.
 """
 
@@ -20,7 +25,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import threading
@@ -33,49 +37,37 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
 from domains.protocol import TrialResult, TrialSpec
-from scal import keys
+from scal import keys, provenance
+from scal.datasets import CONTEXT_TRIAL, UnitsDataset
+from analysis.jsonsafe import jsonable
 from scal.faults import store_init_lock
-from scal.checks import store_uri
+from scal.names import artifact_location
 
 log = logging.getLogger(__name__)
 
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limits
+_MAX_NOTE, _MAX_EXPERIMENT_NOTE = 8000, 20000   # MLflow's longest run / experiment tag values
+TRACEBACK_ARTIFACT = "error/traceback.txt"      # a failed trial's traceback, in its run's artifacts
 
 
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """``--tracking-uri`` > ``MLFLOW_TRACKING_URI`` > ``sqlite:///<cwd>/mlflow.db`` (`scal.checks.store_uri`)."""
-    uri = store_uri(uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
+def registry_uri(tracking_uri: str) -> str:
+    """The model registry of a study on ``tracking_uri``: ``MLFLOW_REGISTRY_URI`` where the
+    environment sets it (a shared registry beside private tracking stores), else the tracking
+    store itself (MLflow's own default)."""
+    return os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
 
 
 def open_client(uri: str) -> MlflowClient:
-    """A client on the store ``uri``. A new sqlite store is created and migrated on first use,
+    """A client on the store ``uri`` (`scal.checks.store_uri` resolves a command's), made once per
+    command and passed to everything that reads or writes: nothing sets MLflow's global tracking or
+    registry URI, so two stores in one process never mix. A new sqlite store is created and migrated on first use,
     under a file lock: several processes starting at once on one new store would otherwise race
     in MLflow's schema migration (``duplicate column name``)."""
     with store_init_lock(uri):
-        client = MlflowClient(uri, uri)                   # opens (creates, migrates) the tracking store
+        client = MlflowClient(uri, registry_uri(uri))     # opens (creates, migrates) the tracking store
         client.search_experiments(max_results=1)          # the tracking tables
-        client.search_registered_models(max_results=1)    # the registry's (the same file)
+        client.search_registered_models(max_results=1)    # the registry's (the same file unless MLFLOW_REGISTRY_URI)
     return client
-
-
-def artifact_location(uri: str, study: str) -> str | None:
-    """Artifacts of a sqlite store go beside the database file (``<dir>/mlruns/<study>``).
-
-    MLflow's default is ``./mlruns`` under whatever directory the command ran in, which scatters
-    one store's artifacts when ``--tracking-uri`` points elsewhere. Other stores keep their default.
-    """
-    if not uri.startswith("sqlite:///"):
-        return None
-    db = Path(uri.removeprefix("sqlite:///"))
-    return (db.parent / "mlruns" / safe_name(study)).resolve().as_uri()
-
-
-def safe_name(study: str) -> str:
-    """``study`` with anything but letters, digits and ``-_.`` replaced: fit for paths and registry names."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", study)
 
 
 _interrupted = threading.Event()   # a Ctrl-C arrived during the current study
@@ -201,10 +193,11 @@ def trial_params(spec: TrialSpec, n_params: int | None = None) -> dict[str, Any]
 class StudyTracker:
     """Owns one study's experiment and parent run; logs trials as child runs."""
 
-    def __init__(self, study: str, tracking_uri: str | None = None, attach_run_id: str | None = None):
-        self.uri = resolve_tracking_uri(tracking_uri)
-        self.client = open_client(self.uri)
+    def __init__(self, study: str, client: MlflowClient, attach_run_id: str | None = None):
+        self.client = client          # the command's one client (`open_client`)
+        self.uri = client.tracking_uri
         self.study = study
+        self.live: dict[str, int] = {}   # trial runs this tracker opened and has not ended -> rounds logged
         # Under `mlflow run`, the entry point's run (MLFLOW_RUN_ID) is the study's parent run.
         attached = attach_run_id or os.environ.get("MLFLOW_RUN_ID")
         if attached:
@@ -221,21 +214,20 @@ class StudyTracker:
             self.owns_parent = True
 
     @classmethod
-    def for_run(cls, run_id: str, tracking_uri: str | None = None) -> "StudyTracker":
+    def for_run(cls, run_id: str, client: MlflowClient) -> "StudyTracker":
         """A tracker on an existing study run (for `scal analyze`)."""
-        uri = resolve_tracking_uri(tracking_uri)
-        client = MlflowClient(uri, uri)
         try:
             run = client.get_run(run_id)
         except mlflow.exceptions.MlflowException:
-            raise LookupError(f"no run {run_id!r} in {uri}") from None
+            raise LookupError(f"no run {run_id!r} in {client.tracking_uri}") from None
         study = run.data.tags.get(keys.STUDY, client.get_experiment(run.info.experiment_id).name)
-        return cls(study, uri, attach_run_id=run_id)
+        return cls(study, client, attach_run_id=run_id)
 
     def start(self, params: Mapping[str, Any], run_name: str, tags: Mapping[str, Any] | None = None) -> str:
         """Create the parent run (or take the attached / resumed one) and log the study's settings."""
+        # Under `mlflow run` MLflow has tagged the run with its own source commit already.
         tags = {keys.ROLE: keys.ROLE_STUDY, keys.STUDY: self.study, keys.DRIVER: f"{socket.gethostname()}:{os.getpid()}",
-                **(tags or {})}
+                **provenance.code_tags(mlflow_commit=self.owns_parent), **(tags or {})}
         if self.parent_run_id is None:
             run = self.client.create_run(self.experiment_id, tags={keys.RUN_NAME: str(run_name)}, run_name=run_name)
             self.parent_run_id = run.info.run_id
@@ -263,27 +255,65 @@ class StudyTracker:
             raise
         self.finish("FINISHED")
 
-    def log_trial(self, spec: TrialSpec, result: TrialResult, history: list[tuple[Mapping[str, float], int]],
-                  role: str, extra_tags: Mapping[str, Any] | None = None, start_ms: int | None = None,
-                  end_ms: int | None = None) -> str:
-        """One child run per trial, written in a few batched calls, then terminated.
-
-        The run's start and end times are the trial's own (under Ray, trials overlap in time
-        and the MLflow UI shows it), not the moment the driver logged it.
-        """
+    def _trial_tags(self, spec: TrialSpec, role: str) -> dict[str, str]:
+        """The tags a trial's run has from its start: what it is, where it belongs, which code ran it."""
         name = f"m{spec.subset_size}-" + "-".join(f"{k}{v}" for k, v in sorted(spec.size.items())) + f"-lr{spec.lr:.2g}-s{spec.seed}"
-        tags = {
-            keys.ROLE: role, keys.STATUS: result.status,
-            keys.TRIAL_HASH: spec.trial_hash(), keys.STUDY: self.study, keys.RUN_NAME: name,
-        }
+        tags = {keys.ROLE: role, keys.TRIAL_HASH: spec.trial_hash(), keys.STUDY: self.study, keys.RUN_NAME: name,
+                **provenance.code_tags()}
         if self.parent_run_id:
             tags[keys.PARENT] = self.parent_run_id
+        return tags
+
+    def start_trial(self, spec: TrialSpec, role: str, start_ms: int | None = None,
+                    dataset: UnitsDataset | None = None) -> str:
+        """Open a trial's run as the trial starts: RUNNING, with its params and its subset's dataset
+        input, no result yet. `log_round` adds its rounds, `log_trial` ends it. A run left open by a
+        crash is marked KILLED when the study resumes (`resume`), and its trial trained again."""
+        tags = self._trial_tags(spec, role)
+        with deferred_interrupt():   # a Ctrl-C here would leave a run nobody knows to end
+            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=tags[keys.RUN_NAME],
+                                            start_time=start_ms).info.run_id
+            self.live[run_id] = 0
+        log_batch(self.client, run_id, params=trial_params(spec))
+        if dataset is not None:
+            self.client.log_inputs(run_id, datasets=[dataset.as_input(CONTEXT_TRIAL)])
+        return run_id
+
+    def log_round(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """One validation round of an open trial run, as it arrives (one call)."""
+        ts = _now_ms()
+        log_batch(self.client, run_id, metrics=[Metric(k, float(v), ts, int(step)) for k, v in metrics.items()])
+        self.live[run_id] = self.live.get(run_id, 0) + 1
+
+    def end_live(self, status: str) -> None:
+        """End every trial run still open (its trial was training when the study stopped) with
+        ``status``, best effort as for the parent (`closing`): its trial has no result, and a
+        resumed study trains it again."""
+        for run_id in list(self.live):
+            try:
+                self.client.set_terminated(run_id, status)
+            except Exception as mark:  # noqa: BLE001 - the store may be the fault
+                log.debug("could not mark trial run %s as ended: %s", run_id, str(mark).splitlines()[0])
+            self.live.pop(run_id, None)
+
+    def log_trial(self, spec: TrialSpec, result: TrialResult, history: list[tuple[Mapping[str, float], int]],
+                  role: str, extra_tags: Mapping[str, Any] | None = None, start_ms: int | None = None,
+                  end_ms: int | None = None, run_id: str | None = None, dataset: UnitsDataset | None = None) -> str:
+        """End a trial's run with its result, in a few batched calls: the run `start_trial` opened
+        (``run_id``: the rounds it has not logged yet are logged now), or a new one written whole
+        (a reference run, or a trial that failed before it started).
+
+        The run's start and end times are the trial's own (under Ray, trials overlap in time
+        and the MLflow UI shows it), not the moment the driver logged it. A failed trial's full
+        traceback is kept as the artifact `TRACEBACK_ARTIFACT`; the `keys.REASON` tag, its one-line error.
+        """
+        tags = {keys.STATUS: result.status, **(extra_tags or {})}
         if result.reason:
             tags[keys.REASON] = result.reason[:4000]
-        tags.update(extra_tags or {})
         tags = {k: str(v) for k, v in tags.items()}   # the REST store takes strings only
         ts = _now_ms()
-        metrics = [Metric(k, float(v), ts, step) for values, step in history for k, v in values.items()]
+        logged = self.live.get(run_id, 0) if run_id else 0
+        metrics = [Metric(k, float(v), ts, step) for values, step in history[logged:] for k, v in values.items()]
         summary = {
             keys.M_MIN_VAL_ERROR: result.min_val_error, keys.M_MIN_VAL_LOSS: result.min_val_loss,
             keys.M_BEST_EPOCH: result.best_epoch, keys.M_FINAL_TRAIN_LOSS: result.final_train_loss,
@@ -293,14 +323,41 @@ class StudyTracker:
         }
         metrics += [Metric(k, float(v), ts, result.steps) for k, v in summary.items()]
         with deferred_interrupt():
-            run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=name, start_time=start_ms).info.run_id
+            if run_id is None:
+                base = self._trial_tags(spec, role)
+                run_id = self.client.create_run(self.experiment_id, tags={**base, **tags}, run_name=base[keys.RUN_NAME],
+                                                start_time=start_ms).info.run_id
+                params = trial_params(spec, result.n_params)
+            else:
+                params = {keys.P_N_PARAMS: result.n_params}   # the rest were logged when it started
+                dataset = None
             try:
-                log_batch(self.client, run_id, metrics=metrics, params=trial_params(spec, result.n_params))
+                if dataset is not None:
+                    self.client.log_inputs(run_id, datasets=[dataset.as_input(CONTEXT_TRIAL)])
+                log_batch(self.client, run_id, metrics=metrics, params=params, tags=tags)
+                if result.traceback:
+                    self.client.log_text(run_id, result.traceback, TRACEBACK_ARTIFACT)
             except Exception:
+                self.live.pop(run_id, None)
                 self.client.set_terminated(run_id, "FAILED")
                 raise
             self.client.set_terminated(run_id, "FINISHED" if result.status != "failed" else "FAILED", end_time=end_ms)
+            self.live.pop(run_id, None)
         return run_id
+
+    # --- descriptions and datasets ----------------------------------------------------------------
+    def describe_experiment(self, text: str) -> None:
+        """The experiment's description (`keys.NOTE`), unless it has one: one written in the UI stays."""
+        if not self.client.get_experiment(self.experiment_id).tags.get(keys.NOTE):
+            self.client.set_experiment_tag(self.experiment_id, keys.NOTE, text[:_MAX_EXPERIMENT_NOTE])
+
+    def set_note(self, text: str) -> None:
+        """The study run's description (`keys.NOTE`): replaced by each analysis."""
+        self.client.set_tag(self.parent_run_id, keys.NOTE, text[:_MAX_NOTE])
+
+    def log_input(self, dataset: UnitsDataset, context: str) -> None:
+        """A dataset input of the study run (its pool)."""
+        self.client.log_inputs(self.parent_run_id, datasets=[dataset.as_input(context)])
 
     # --- resume ---------------------------------------------------------------------------------
     def find_unfinished(self, fingerprint: str) -> Run | None:
@@ -356,7 +413,8 @@ class StudyTracker:
         ])
 
     def log_dict(self, obj: Any, artifact_file: str) -> None:
-        self.client.log_text(self.parent_run_id, json.dumps(obj, indent=2, default=float), artifact_file)
+        # NaN and infinity as `analysis.jsonsafe` says: json.dumps alone writes NaN/Infinity, invalid JSON.
+        self.client.log_text(self.parent_run_id, json.dumps(jsonable(obj), indent=2, default=float), artifact_file)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.parent_run_id, str(path), artifact_path)

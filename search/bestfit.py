@@ -2,7 +2,7 @@
 
 Every stage that names a best fit calls `choose`: the search when it logs the learning-curve
 point and registers the model (`search.engine`, `scal.study`), and the analysis when it reads the
-study back from MLflow and fits it (`analysis.reader.best_fit_points`, and so the report). They
+study back from MLflow and fits it (`scal.reader.best_fit_points`, and so the report). They
 differ only in where the records come from (results in memory, runs in the store).
 
 The rule, for the trials of one subset:

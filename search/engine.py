@@ -15,14 +15,14 @@ before the next subset starts: nothing finished is lost if a later one fails.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
 
 from domains.protocol import Domain, Scale, TrialResult, TrialSpec
 from search.budget import Budget
-from search.executor import Proposer
+from search.trial import Proposer
 from search.grid import ConfigScore, best_config, grid_configs, sample_configs
 from search.interpolate import Config, interpolate
 from search.overfit import OverfitSearch, find_smallest_overfitting
@@ -56,12 +56,6 @@ class SubsetOutcome:
     def best(self) -> ConfigScore | None:
         """The best-fit configuration (`search.bestfit.choose`); None if no trial has a value."""
         return best_config(self.scores)
-
-
-@dataclass
-class SearchResult:
-    plan: SubsetPlan
-    outcomes: list[SubsetOutcome] = field(default_factory=list)
 
 
 @dataclass
@@ -144,25 +138,19 @@ def run_search(
     s: SearchSettings,
     trials: Trials,
     on_subset: Callable[[SubsetOutcome], None] = lambda o: None,
-) -> SearchResult:
-    """Anchors first (smallest, then largest subset), then the subsets between, smallest first."""
+) -> None:
+    """Anchors first (smallest, then largest subset), then the subsets between, smallest first;
+    each finished subset goes to ``on_subset`` (the search keeps nothing the caller has not seen)."""
     sizes = plan.sizes
-    result = SearchResult(plan)
     first = anchor(0, sizes[0], s.scale.min_width, s, trials)
     on_subset(first)
-    result.outcomes.append(first)
     if len(sizes) == 1:
-        return result
+        return
     # A model too small to overfit the small subset cannot overfit a larger one, so the large
     # anchor's growth starts at the small anchor's overfitting width: it skips certain failures.
     last = anchor(len(sizes) - 1, sizes[-1], first.overfit.width, s, trials)
     on_subset(last)
     small, large = _best_or_centre(first), _best_or_centre(last)
-    middle = []
     for i, m in enumerate(sizes[1:-1], start=1):
         centre = interpolate(m, sizes[0], small, sizes[-1], large, s.domain.grow_knob)
-        outcome = grid_search(i, m, centre, s, trials)
-        on_subset(outcome)
-        middle.append(outcome)
-    result.outcomes = [first, *middle, last]
-    return result
+        on_subset(grid_search(i, m, centre, s, trials))

@@ -4,123 +4,19 @@
 - `search.ray_executor.RayExecutor` runs each trial as a Ray Tune trial with its own resources,
   as many at once as the cluster holds (the only module that imports ray).
 
-Both are driven by a `Proposer`, which hands out the next trial (a fixed list for the Monte Carlo
-grid and the overfitting probes, Bayesian refinement for ``--searcher skopt``) and is told each
-result, and both hand every finished trial to ``on_done(outcome)`` *in the driver process*: the
-caller logs it to MLflow there, so one process writes the store (see `scal.study`).
-
-Every trial, local or on a Ray worker, goes through `run_trial`: one code path.
+`make_executor` is the one place that knows both. What they share (the `ExecutorSettings`, the
+`Proposer` they are driven by, `run_trial`, the `TrialOutcome` each finished trial becomes, the
+`TrialWatcher`) is `search.trial`, which imports neither. Both hand every finished trial to ``on_done(outcome)``
+*in the driver process*: the caller logs it to MLflow there, so one process writes the store
+(see `scal.study`).
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
+import functools
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
 
-import torch
-
-import domains
-from domains.common import set_threads
-from domains.protocol import DomainData, TrialResult, TrialSpec
-from search.subsets import SubsetPlan
-
-log_ = logging.getLogger(__name__)
-
-FINISHED = "FINISHED"        # a proposer has nothing more to start
-History = list[tuple[dict[str, float], int]]
-
-
-class Proposer(Protocol):
-    """Hands out trials and hears their results.
-
-    ``suggest()`` returns the next spec, ``None`` when it must wait for a running trial, or
-    `FINISHED`. ``complete(spec, result)`` is called once per suggested spec.
-    """
-
-    n_trials: int            # how many trials it will hand out (for progress bars)
-
-    def suggest(self) -> TrialSpec | None | str: ...
-
-    def complete(self, spec: TrialSpec, result: TrialResult) -> None: ...
-
-
-class FixedProposer:
-    """A fixed list of specs, in order; ``results()`` gives their results in the same order."""
-
-    def __init__(self, specs: list[TrialSpec]):
-        self.specs = list(specs)
-        self.n_trials = len(self.specs)
-        self._next = 0
-        self._done: dict[str, TrialResult] = {}
-
-    def suggest(self) -> TrialSpec | str:
-        if self._next >= len(self.specs):
-            return FINISHED
-        self._next += 1
-        return self.specs[self._next - 1]
-
-    def complete(self, spec: TrialSpec, result: TrialResult) -> None:
-        self._done[spec.trial_hash()] = result
-
-    def results(self) -> list[TrialResult]:
-        return [self._done[s.trial_hash()] for s in self.specs]
-
-
-@dataclass
-class TrialOutcome:
-    """A finished trial as the driver receives it: enough to log it and register its model."""
-
-    result: TrialResult
-    history: History
-    model: torch.nn.Module | None = None     # kept only when asked (grid trials: registry candidates)
-    node: str = ""                            # where it ran (host, or the Ray node id)
-    threads: int = 1
-    start_ms: int = 0
-    end_ms: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def spec(self) -> TrialSpec:
-        return self.result.spec
-
-
-OnDone = Callable[[TrialOutcome], None]
-
-
-@dataclass
-class TrialContext:
-    """What every trial needs besides its spec; shipped once to each Ray node."""
-
-    domain: str
-    data: DomainData
-    plan: SubsetPlan
-    device: str = "auto"
-
-
-def run_trial(ctx: TrialContext, spec: TrialSpec, keep_model: bool, threads: int | None = None,
-              log: Callable[[dict[str, float], int], None] | None = None) -> TrialOutcome:
-    """Train ``spec``: the same function in this process and on a Ray worker."""
-    n_threads = set_threads(threads)
-    history: History = []
-
-    def record(metrics: dict[str, float], step: int) -> None:
-        history.append((dict(metrics), step))
-        if log is not None:
-            log(metrics, step)
-
-    start = int(time.time() * 1000)
-    result, model = domains.get(ctx.domain).train(spec, ctx.data, ctx.plan.indices(spec.subset_size), record,
-                                                  device=ctx.device)
-    # The thread count training actually ran with (a domain that reset it would show here).
-    used = torch.get_num_threads()
-    if used != n_threads:
-        log_.warning("trial %s ran with %d torch threads, not the %d asked for", spec.trial_hash(), used, n_threads)
-    return TrialOutcome(result, history, model if keep_model else None, node=socket.gethostname(),
-                        threads=used, start_ms=start, end_ms=int(time.time() * 1000))
+from search.trial import FINISHED, ExecutorSettings, OnDone, Proposer, TrialContext, TrialWatcher, run_trial
 
 
 class LocalExecutor:
@@ -135,14 +31,20 @@ class LocalExecutor:
     def concurrency(self) -> int:
         return 1
 
-    def run(self, proposer: Proposer, role: str, on_done: OnDone, keep_models: bool = False) -> None:
+    def run(self, proposer: Proposer, role: str, on_done: OnDone, keep_models: bool = False,
+            watcher: TrialWatcher | None = None) -> None:
         while True:
             spec = proposer.suggest()
             if spec == FINISHED:
                 return
             if spec is None:   # nothing runs concurrently here, so a waiting proposer is a bug
                 raise RuntimeError("proposer is waiting, but no trial is running")
-            out = run_trial(self.ctx, spec, keep_models)
+            live, log = None, None
+            if watcher is not None:
+                live = watcher.started(spec, int(time.time() * 1000))
+                log = functools.partial(watcher.round, live)   # log(metrics, step), the loop's callback
+            out = run_trial(self.ctx, spec, keep_models, log=log)
+            out.live = live
             proposer.complete(spec, out.result)
             on_done(out)
 
@@ -150,52 +52,9 @@ class LocalExecutor:
         pass
 
 
-def local_slots(cpus_per_trial: float, gpus_per_trial: float) -> int:
-    """How many trials fit on this machine at once (before any cluster is joined)."""
-    slots = (os.cpu_count() or 1) / max(cpus_per_trial, 1e-9)
-    if gpus_per_trial > 0:
-        slots = min(slots, torch.cuda.device_count() / gpus_per_trial)
-    return int(slots)
-
-
-@dataclass(frozen=True)
-class ExecutorSettings:
-    """``--executor``, ``--ray-address`` and the per-trial resources."""
-
-    kind: str = "auto"                  # auto | local | ray
-    ray_address: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-    scheduler: str = "fifo"             # fifo | asha
-
-    def resolved_kind(self) -> str:
-        """auto: Ray when joining a cluster or when more than one trial fits here, else local."""
-        if self.kind not in ("auto", "local", "ray"):
-            raise ValueError(f"unknown executor {self.kind!r}; choose auto, local or ray")
-        if self.kind != "auto":
-            return self.kind
-        if self.ray_address or self.scheduler != "fifo":
-            return "ray"
-        return "ray" if local_slots(self.cpus_per_trial, self.gpus_per_trial) > 1 else "local"
-
-    def validate(self, tracking_uri: str) -> None:
-        """Checks that need nothing started; one-line errors."""
-        kind = self.resolved_kind()
-        if self.scheduler not in ("fifo", "asha"):
-            raise ValueError(f"unknown scheduler {self.scheduler!r}; choose fifo or asha")
-        if kind == "local" and (self.ray_address or self.scheduler != "fifo"):
-            raise ValueError("--ray-address and --scheduler asha need the Ray executor (--executor ray)")
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
-            raise ValueError("--cpus-per-trial must be positive and --gpus-per-trial not negative")
-        if kind == "ray" and self.ray_address and not tracking_uri.startswith(("http://", "https://")):
-            raise ValueError(
-                f"--ray-address joins a cluster whose nodes cannot share the local store {tracking_uri!r}: "
-                "start `mlflow server` and pass --tracking-uri http://HOST:PORT")
-
-
 def make_executor(settings: ExecutorSettings, ctx: TrialContext, max_rounds: int):
-    """The executor ``settings`` ask for (Ray is imported only here, and only when asked)."""
+    """The executor ``settings`` ask for. Ray is imported here, and only when asked: it takes
+    seconds, which every command that never runs a trial would pay."""
     if settings.resolved_kind() == "local":
         return LocalExecutor(ctx)
     from search.ray_executor import RayExecutor

@@ -8,14 +8,16 @@ Tuner per batch would pay a few seconds of worker start-up for every overfitting
   one overfitting probe). `_Feed`, the Tuner's `Searcher`, asks the current batch's `Proposer`
   for trials whenever resources free up, so concurrency follows the cluster (``max_concurrent``
   caps it); between batches it answers "nothing yet".
-- `_trainable` calls `search.executor.run_trial` on the worker, reporting one Tune result per
+- `_trainable` calls `search.trial.run_trial` on the worker, reporting one Tune result per
   validation round (so ASHA can stop poor trials) and a final result with the trial's summary.
   A grid trial's model goes to `_ModelStore`, an actor beside the driver, so no shared storage is
   needed between nodes.
 - `_Collector`, a Tune callback in the driver, gathers each trial's rounds, tells the proposer the
   result and queues the finished `TrialOutcome`; ``run`` hands it to ``on_done`` in the main thread,
-  which logs it to MLflow. One thread of one process writes the store: no "database is locked"
-  with sqlite, and nothing on the workers needs the tracking URI.
+  which logs it to MLflow. A trial's start and each of its rounds are queued the same way as they
+  happen (`_Live`) and handed to the `TrialWatcher`, so its run shows its curve while it trains.
+  One thread of one process writes the store: no "database is locked" with sqlite, and nothing on
+  the workers needs the tracking URI.
 - ``--scheduler asha`` is ASHA per batch (`_BatchASHA`): trials are only compared with the other
   trials of the same subset's grid, never across subsets whose errors differ by design.
 
@@ -55,8 +57,8 @@ import domains  # noqa: E402
 from domains.loop import round_rank  # noqa: E402
 from domains.protocol import TrialResult, TrialSpec  # noqa: E402
 from search import ray_watchdog  # noqa: E402
-from search.executor import (  # noqa: E402
-    FINISHED, ExecutorSettings, OnDone, Proposer, TrialContext, TrialOutcome, run_trial,
+from search.trial import (  # noqa: E402
+    FINISHED, ExecutorSettings, OnDone, Proposer, TrialContext, TrialOutcome, TrialWatcher, run_trial,
 )
 
 log = logging.getLogger(__name__)
@@ -96,15 +98,31 @@ def _trainable(config: dict, ctx: TrialContext, store: Any, threads: int) -> Non
     })
 
 
+@dataclass(frozen=True)
+class _Live:
+    """A running trial's start (``metrics`` None) or one of its validation rounds, on its way to the main thread."""
+
+    trial_id: str
+    spec: TrialSpec
+    metrics: dict[str, float] | None = None
+    step: int = 0
+    ms: int = 0
+
+
+def _round(result: dict) -> tuple[dict[str, float], int]:
+    """A Tune result reported by `_trainable` for one round, as the loop logged it: (metrics, step)."""
+    return {k: float(result[k]) for k in _ROUND_KEYS if k in result}, int(result["step"])
+
+
 @dataclass
 class _Batch:
-    """One ``run`` call: its proposer, and the outcomes on their way to the main thread."""
+    """One ``run`` call: its proposer, and the outcomes (and live events) on their way to the main thread."""
 
     id: int
     proposer: Proposer
     role: str
     keep_models: bool
-    outcomes: "queue.Queue[TrialOutcome | None]" = field(default_factory=queue.Queue)
+    outcomes: "queue.Queue[TrialOutcome | _Live | None]" = field(default_factory=queue.Queue)
     suggested: int = 0
     completed: int = 0
     exhausted: bool = False
@@ -232,26 +250,37 @@ class _Collector(tune.Callback):
             return 0
         return int(domains.get(self.ctx.domain).count_params(spec.size, self.ctx.data))
 
+    def _live(self, trial, event: _Live) -> None:
+        """Queue a live event for the main thread, unless its batch was abandoned."""
+        batch = self.feed.batches.get(trial.config["batch"])
+        if batch is not None:
+            batch.outcomes.put(event)
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self.first_ms[trial.trial_id] = int(time.time() * 1000)
+        self._live(trial, _Live(trial.trial_id, trial.config["spec"], ms=self.first_ms[trial.trial_id]))
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if not result.get("final"):
             self.rounds.setdefault(trial.trial_id, []).append(result)
+            metrics, step = _round(result)
+            self._live(trial, _Live(trial.trial_id, trial.config["spec"], metrics, step))
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._finish(trial, error=None)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._finish(trial, error=_last_line(trial.error_file) or "the Ray trial failed")
+        text = _read(trial.error_file)
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        self._finish(trial, error=(lines[-1] if lines else "") or "the Ray trial failed", traceback=text)
 
-    def _finish(self, trial, error: str | None) -> None:
+    def _finish(self, trial, error: str | None, traceback: str = "") -> None:
         spec: TrialSpec = trial.config["spec"]
         batch = self.feed.batches.get(trial.config["batch"])
         rounds = self.rounds.pop(trial.trial_id, [])
         if batch is None:   # its batch was abandoned (interrupted): nobody waits for it
             return
-        history = [({k: float(r[k]) for k in _ROUND_KEYS if k in r}, int(r["step"])) for r in rounds]
+        history = [_round(r) for r in rounds]
         last = trial.last_result or {}
         now = int(time.time() * 1000)
         start = self.first_ms.pop(trial.trial_id, now)
@@ -262,8 +291,9 @@ class _Collector(tune.Callback):
             out = TrialOutcome(result, history, model, node=node, threads=int(last["threads"]),
                                start_ms=int(last["start_ms"]), end_ms=int(last["end_ms"]))
         else:  # stopped by the scheduler after some rounds, or failed before its summary
-            out = TrialOutcome(_partial_result(spec, history, error, self.count_params(spec)), history, None,
+            out = TrialOutcome(_partial_result(spec, history, error, self.count_params(spec), traceback), history, None,
                                node=node, start_ms=start, end_ms=now)
+        out.key = trial.trial_id
         with self.feed.lock:
             batch.proposer.complete(spec, out.result)
             batch.completed += 1
@@ -271,12 +301,14 @@ class _Collector(tune.Callback):
             batch.maybe_done()
 
 
-def _partial_result(spec: TrialSpec, history, error: str | None, n_params: int = 0) -> TrialResult:
-    """The summary of a trial that ended without its own: stopped early (ASHA) or failed.
-    ``n_params`` comes from the domain's formula (the trial never reported its own)."""
+def _partial_result(spec: TrialSpec, history, error: str | None, n_params: int = 0, traceback: str = "") -> TrialResult:
+    """The summary of a trial that ended without its own: stopped early (ASHA) or failed (with
+    Ray's ``traceback`` of it). ``n_params`` comes from the domain's formula (the trial never
+    reported its own)."""
     nan = float("nan")
     if error is not None or not history:
-        return TrialResult(spec, n_params, nan, nan, nan, 0, nan, 0, 0.0, 0.0, "failed", (error or "no result")[:500])
+        return TrialResult(spec, n_params, nan, nan, nan, 0, nan, 0, 0.0, 0.0, "failed", (error or "no result")[:500],
+                           traceback=traceback)
     # The same round the loop would have kept (`domains.loop.round_rank`): the lowest metric.
     best_i = min(range(len(history)), key=lambda i: round_rank(history[i][0].get("val_error", math.inf),
                                                                history[i][0].get("val_loss", math.inf)))
@@ -294,11 +326,11 @@ def _extra(round_metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in round_metrics.items() if k.startswith("val_") and k not in ("val_loss", "val_error")}
 
 
-def _last_line(path: str | None) -> str:
+def _read(path: str | None) -> str:
+    """A Ray trial's error file (its formatted traceback), or "" when there is none."""
     try:
         with open(path) as f:
-            lines = [ln.strip() for ln in f if ln.strip()]
-        return lines[-1] if lines else ""
+            return f.read()
     except (OSError, TypeError):
         return ""
 
@@ -418,14 +450,16 @@ class RayExecutor:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by `run`
             self._error = exc
 
-    def run(self, proposer: Proposer, role: str, on_done: OnDone, keep_models: bool = False) -> None:
-        """Run one batch to its end; ``on_done`` is called here, in the caller's thread, per trial."""
+    def run(self, proposer: Proposer, role: str, on_done: OnDone, keep_models: bool = False,
+            watcher: TrialWatcher | None = None) -> None:
+        """Run one batch to its end; ``on_done`` (and ``watcher``) are called here, in the caller's thread."""
         self._n_batches += 1
         batch = _Batch(self._n_batches, proposer, role, keep_models)
         self.feed.set_batch(batch)
         if self._thread is None:
             self._thread = threading.Thread(target=self._fit, name="scal-tune", daemon=True)
             self._thread.start()
+        live: dict[str, Any] = {}   # Ray trial id -> the watcher's handle of its run
         try:
             while True:
                 try:
@@ -436,6 +470,13 @@ class RayExecutor:
                     continue
                 if out is None:
                     return
+                if isinstance(out, _Live):
+                    if watcher is not None and out.metrics is None:
+                        live[out.trial_id] = watcher.started(out.spec, out.ms)
+                    elif watcher is not None and out.trial_id in live:
+                        watcher.round(live[out.trial_id], out.metrics, out.step)
+                    continue
+                out.live = live.pop(out.key, None)
                 on_done(out)
         finally:
             with self.feed.lock:

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from domains.protocol import TrialResult, TrialSpec
-from search.executor import FINISHED, FixedProposer
+from search.trial import FINISHED, FixedProposer
 from search.grid import ConfigScore
 from search.interpolate import Config
 

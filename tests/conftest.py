@@ -24,6 +24,9 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
     env.pop("MLFLOW_TRACKING_URI", None)
     # Tests run the in-process executor unless they ask for Ray (--executor ray): it starts in no time.
     env["SCAL_EXECUTOR"] = "local"
+    # One torch thread per trial, as a Ray trial on one CPU has: the tests' models are tiny, and on a
+    # shared CPU two threads spin-wait on each other (`one_thread`).
+    env["SCAL_THREADS"] = "1"
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "scal", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
@@ -49,4 +52,105 @@ def lm_study(tmp_path_factory):
     uri = sqlite_uri(d)
     cfg = StudyConfig(domain="lm", unit="char", budget="smoke", tracking_uri=uri, device="cpu", progress=False,
                       executor=ExecutorSettings(kind="local"))
-    return {"dir": d, "uri": uri, "summary": run_study(cfg)}
+    import torch
+
+    before = torch.get_num_threads()
+    # One thread per trial (`one_thread` says why): 341 s on two threads on a loaded 2-core machine.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SCAL_THREADS", "1")
+        try:
+            summary = run_study(cfg)
+        finally:
+            torch.set_num_threads(before)   # the trials set this process's threads; later tests get theirs back
+    return {"dir": d, "uri": uri, "summary": summary}
+
+
+def first_round_watcher():
+    """A `scal.study.TrackedTrials` that, right after it logs a trial's first validation round, has
+    another thread read that run back from the store with a client of its own, while the trial is
+    still training: the writer waits for the reader, so what is read is the live state, whatever
+    the executor. ``seen[run_id]``: (the run's status, its number of ``val_error`` points)."""
+    import threading
+
+    from mlflow.tracking import MlflowClient
+
+    from scal.study import TrackedTrials
+
+    class FirstRoundWatched(TrackedTrials):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.seen: dict[str, tuple[str, int]] = {}
+
+        def round(self, run_id, metrics, step):
+            super().round(run_id, metrics, step)
+            if run_id not in self.seen:
+                def read():
+                    client = MlflowClient(self.tracker.uri)
+                    self.seen[run_id] = (client.get_run(run_id).info.status,
+                                         len(client.get_metric_history(run_id, "val_error")))
+
+                reader = threading.Thread(target=read)
+                reader.start()
+                reader.join(timeout=60)
+
+    return FirstRoundWatched
+
+
+# Each domain's small test data (`domain_data`): a generated pool cut down with ``pool_size``, a read
+# one with a short validation set. A domain missing here loads its defaults.
+SMALL_DATA = {"toy": {"pool_size": 2048}, "lm": {"max_val_units": 2048}, "image": {"max_val_units": 200},
+              "nmt": {"max_val_units": 1500}, "speech": {"pool_size": 16}, "speech_attn": {"pool_size": 16}}
+
+
+@pytest.fixture(scope="session")
+def speech_cache(tmp_path_factory):
+    """The session's ``SCAL_CACHE``: synthetic speech generated once per setting, never in ~/.cache."""
+    return tmp_path_factory.mktemp("scal_cache")
+
+
+@pytest.fixture(scope="session")
+def domain_data(speech_cache):
+    """``domain_data(name, unit)``: the domain's `SMALL_DATA`, loaded once per session and shared by
+    every test that asks (tests only read it)."""
+    import domains
+
+    loaded = {}
+
+    def load(name: str, unit: str | None = None):
+        dom = domains.get(name)
+        key = (name, unit or domains.default_unit(dom))
+        if key not in loaded:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("SCAL_CACHE", str(speech_cache))
+                loaded[key] = dom.load(key[1], **SMALL_DATA.get(name, {}))
+        return loaded[key]
+
+    return load
+
+
+# What makes a test `slow` (more than about 5 s; `pytest -m "not slow"` leaves it out, CI runs it):
+# a real study, whether from one of these fixtures or marked `integration`. Ray, fault injection
+# and CLI processes that train are marked where they are.
+STUDY_FIXTURES = {"toy_study", "lm_study", "two_studies", "smoke_study"}
+
+
+@pytest.hookimpl(tryfirst=True)   # before `-m` selects by marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("integration") or STUDY_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def one_thread():
+    """Train and solve on one thread (torch's and the BLAS pools'). Small models gain nothing from
+    a second thread, and on a shared CPU threads spin-wait on each other: a tiny LSTM's test took
+    55 s on two threads and 4 s on one on a loaded 2-core machine. A Ray trial on one CPU runs so too."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(before)

@@ -29,7 +29,7 @@ def write_curves(path, rows=None):
 def test_fit_csv_json_schema(tmp_path):
     csv = write_curves(tmp_path / "curves.csv")
     proc = run_cli(["fit", str(csv), "--x", "examples", "--y", "error", "--group", "curve", "--holdout", "2",
-                    "--predict", "1e6", "--predict", "1e7", "--target-error", "0.11", "--n-boot", "50", "--json"],
+                    "--size", "1e6", "--size", "1e7", "--target-error", "0.11", "--n-boot", "50", "--json"],
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
@@ -92,7 +92,7 @@ def test_fit_missing_csv_file(tmp_path):
 
 def test_predict_from_csv(tmp_path):
     csv = write_curves(tmp_path / "one.csv", [("a", int(1e3 * 2**k), float(3.0 * (1e3 * 2**k) ** -0.4)) for k in range(8)])
-    proc = run_cli(["predict", "--csv", str(csv), "--x", "examples", "--y", "error", "--size", "1e6",
+    proc = run_cli(["predict", str(csv), "--x", "examples", "--y", "error", "--size", "1e6",
                     "--target-error", "0.01", "--n-boot", "30", "--json"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
@@ -103,7 +103,7 @@ def test_predict_from_csv(tmp_path):
 def test_fit_and_predict_on_a_study_store(toy_study, tmp_path):
     s = toy_study["summary"]
     common = ["--run-id", s["parent_run_id"], "--tracking-uri", toy_study["uri"], "--n-boot", "50", "--json"]
-    proc = run_cli(["fit", *common, "--predict", "1e5"], cwd=tmp_path)
+    proc = run_cli(["fit", *common, "--size", "1e5"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (curve,) = json.loads(proc.stdout)["curves"]
     assert curve["n_points"] >= 3 and len(curve["predictions"]) == 1
@@ -127,7 +127,7 @@ def test_fit_and_predict_on_a_study_store(toy_study, tmp_path):
 def test_report_writes_a_folder_and_logs_to_the_study(toy_study, tmp_path):
     s = toy_study["summary"]
     out = tmp_path / "report"
-    proc = run_cli(["report", "--run-id", s["parent_run_id"], "--tracking-uri", toy_study["uri"], "--out", str(out),
+    proc = run_cli(["report", "--run-id", s["parent_run_id"], "--tracking-uri", toy_study["uri"], "--out-dir", str(out),
                     "--n-boot", "50"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = (out / "report.md").read_text()

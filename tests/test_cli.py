@@ -1,4 +1,6 @@
-"""The CLI as a user runs it: bad input gives one line and a non-zero exit, and the store is untouched."""
+"""The CLI as a user runs it: bad input gives one line and a non-zero exit, and the store is untouched;
+--version, -h, help on every option, renamed options as hidden aliases, shell completion, --quiet,
+MLFLOW_REGISTRY_URI, and docs/cli.md generated from the commands (``python tests/test_cli.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import run_cli, sqlite_uri
+from scal import keys
 
 
 def _store_state(uri: str) -> tuple:
@@ -56,6 +59,7 @@ def test_corrupt_text_data_is_a_clear_error(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.slow   # a CLI process that trains
 def test_own_text_study_through_cli(tmp_path):
     """A user's text file: held-out paragraphs for validation, the rest as the pool."""
     from domains.text import shakespeare
@@ -79,6 +83,7 @@ def test_domains_lists_units_and_metrics(tmp_path):
         ("lm", "char", "bits_per_char"), ("lm", "word", "nats_per_word"), ("toy", "examples", "val_mse")}
 
 
+@pytest.mark.slow   # a CLI process that trains
 def test_train_and_search_size_commands(tmp_path):
     uri = sqlite_uri(tmp_path)
     proc = run_cli(["train", "--domain", "toy", "--budget", "smoke", "--subset-size", "64", "--width", "8",
@@ -87,6 +92,16 @@ def test_train_and_search_size_commands(tmp_path):
     one = json.loads(proc.stdout)
     run = MlflowClient(uri, uri).get_run(one["run_id"])
     assert run.data.params["size.width"] == "8" and float(run.data.metrics["min_val_error"]) == pytest.approx(one["min_val_error"])
+    # stderr is no terminal here: progress comes as a log line per finished batch, never as a bar
+    assert "I scal.progress: subset 1/1 m=64 grid: 1/1 trial(s)" in proc.stderr and "\r" not in proc.stderr
+
+    quiet = run_cli(["train", "--domain", "toy", "--budget", "smoke", "--subset-size", "64", "--width", "8",
+                     "--tracking-uri", uri, "--json", "--quiet"], cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert json.loads(quiet.stdout)["min_val_error"] == pytest.approx(one["min_val_error"])
+    # only the result (its human form goes to stderr beside --json): no progress, no log lines
+    assert [ln.split(" ")[0] for ln in quiet.stderr.splitlines()] == ["run_id=" + json.loads(quiet.stdout)["run_id"]]
+    assert len(quiet.stderr) < len(proc.stderr)
 
     proc = run_cli(["search-size", "--domain", "toy", "--budget", "smoke", "--tracking-uri", uri, "--json"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -139,6 +154,7 @@ def test_ui_serves_the_store_on_loopback(toy_study, tmp_path):
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow   # a CLI process that trains
 def test_ctrl_c_keeps_finished_trials_and_marks_the_study_killed(tmp_path):
     import os
     import signal
@@ -158,8 +174,9 @@ def test_ctrl_c_keeps_finished_trials_and_marks_the_study_killed(tmp_path):
     while time.time() < deadline and n_done < 3:
         time.sleep(1)
         exp = client.get_experiment_by_name("scal-toy-examples")
-        if exp is not None:
-            n_done = len(client.search_runs([exp.experiment_id], "tags.`scal.role` != 'study'"))
+        if exp is not None:   # finished trials: a trial's run exists (RUNNING) from its start
+            n_done = len(client.search_runs([exp.experiment_id],
+                                            "tags.`scal.role` != 'study' and attributes.status = 'FINISHED'"))
     assert n_done >= 3 and proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -168,8 +185,11 @@ def test_ctrl_c_keeps_finished_trials_and_marks_the_study_killed(tmp_path):
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     assert {r.info.status for r in runs if r.data.tags.get("scal.role") == "study"} == {"KILLED"}
     trials = [r for r in runs if r.data.tags.get("scal.role") != "study"]
-    assert len(trials) >= n_done and all(r.info.status == "FINISHED" for r in trials)
-    assert all("min_val_error" in r.data.metrics for r in trials)
+    finished = [r for r in trials if r.info.status == "FINISHED"]
+    assert len(finished) >= n_done and all("min_val_error" in r.data.metrics for r in finished)
+    # the trials training when Ctrl-C came end KILLED with the study, without a result (a resume trains them again)
+    assert all(r.info.status == "KILLED" and "min_val_error" not in r.data.metrics
+               for r in trials if r.info.status != "FINISHED")
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")   # the ignored KeyboardInterrupt
@@ -196,3 +216,220 @@ def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_study():
     assert signal.getsignal(signal.SIGINT) is before
     with tracking.interrupts_remembered():      # a new study starts with a clean slate
         tracking.raise_if_interrupted()
+
+
+@pytest.mark.slow   # a CLI process that trains
+def test_registry_uri_from_the_environment_gets_the_models(tmp_path):
+    """MLFLOW_REGISTRY_URI names a registry apart from the tracking store: the study's best fits
+    are registered there (with the @largest alias), and the tracking store's own registry stays empty."""
+    uri, reg = sqlite_uri(tmp_path), f"sqlite:///{tmp_path / 'registry.db'}"
+    proc = run_cli(["study", "--domain", "toy", "--budget", "smoke", "--n-subsets", "3", "--k-configs", "1",
+                    "--n-seeds", "1", "--tracking-uri", uri, "--json"], cwd=tmp_path,
+                   env_extra={"MLFLOW_REGISTRY_URI": reg})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    name = out["registered_model"]
+    shared = MlflowClient(uri, reg)
+    versions = shared.search_model_versions(f"name = '{name}'")
+    assert sorted(int(v.tags[keys.R_SUBSET_SIZE]) for v in versions) == [s["size"] for s in out["subsets"]]
+    assert shared.get_model_version_by_alias(name, keys.ALIAS_LARGEST).version in {v.version for v in versions}
+    assert MlflowClient(uri, uri).search_registered_models() == []
+
+
+def test_progress_off_a_terminal_is_log_lines(caplog, monkeypatch):
+    """Off a terminal: one log line per finished batch (probes of a subset share one), a line while
+    a batch runs once HEARTBEAT_S has passed, and nothing at all when progress is off (--quiet)."""
+    from domains.protocol import TrialResult, TrialSpec
+    from scal import progress
+
+    def result(width: int, error: float) -> TrialResult:
+        spec = TrialSpec(domain="toy", unit="examples", subset_size=64, size={"width": width}, lr=0.01, seed=0,
+                         budget="smoke")
+        return TrialResult(spec=spec, n_params=10, min_val_error=error, min_val_loss=error, best_epoch=1.0,
+                           best_step=1, final_train_loss=error, steps=10, epochs=1.0, wall_time_s=0.1)
+
+    caplog.set_level("INFO", logger="scal.progress")
+    bar = progress.Progress(2, "val_mse", terminal=False)
+    bar.begin(64, 0, "overfit_probe")
+    bar.trial(result(4, 0.3))
+    bar.begin(64, 0, "overfit_probe")          # the next probe of the same subset: the same batch
+    bar.trial(result(8, 0.2))
+    bar.begin(64, 2, "grid")
+    monkeypatch.setattr(progress, "HEARTBEAT_S", 0.0)
+    bar.trial(result(8, 0.25))
+    bar.trial(result(16, float("nan")))         # a failed trial is counted, never the best
+    bar.subset_done()
+    assert [r.getMessage() for r in caplog.records] == [
+        "subset 1/2 m=64 overfit probe: 2 trial(s) in 0 s, best 0.2 val_mse (width=8)",
+        "subset 1/2 m=64 grid: trial 1/2 done, best so far 0.25 val_mse (width=8)",
+        "subset 1/2 m=64 grid: trial 2/2 done, best so far 0.25 val_mse (width=8)",
+        "subset 1/2 m=64 grid: 2/2 trial(s) in 0 s, best 0.25 val_mse (width=8)",
+    ]
+    caplog.clear()
+    quiet = progress.Progress(1, "val_mse", enabled=False, terminal=False)
+    quiet.begin(64, 1, "grid")
+    quiet.trial(result(8, 0.25))
+    quiet.subset_done()
+    assert caplog.records == []
+
+
+# --- the command line as people expect it: --version, -h, help everywhere, renames, completion, docs ---
+
+# (command, old name, new name): the old one is a hidden alias for one release (scal/cli.py `_renamed`)
+RENAMED = [("report", "--out", "--out-dir"), ("fit", "--predict", "--size"), ("compare", "--at", "--size"),
+           ("predict", "--csv", "csv")]
+DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+BLOCK_START = "<!-- options: {} (generated from scal/cli.py; `python tests/test_cli.py` rewrites it) -->"
+BLOCK_END = "<!-- /options -->"
+
+
+def _click_tree():
+    """{"scal": the root, "scal study": ..., ...}: the click commands typer builds from the app."""
+    import typer.main
+
+    from scal.cli import app
+
+    root = typer.main.get_command(app)
+    return {"scal": root, **{f"scal {name}": cmd for name, cmd in root.commands.items()}}
+
+
+def _param(cmd, name: str):
+    (p,) = [p for p in cmd.params if name in p.opts]
+    return p
+
+
+def test_version_and_short_help(tmp_path):
+    from importlib import metadata
+
+    proc = run_cli(["--version"], cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == f"scal {metadata.version('scal-scaling')}\n", proc.stderr
+    for args, usage in ((["-h"], "Usage: scal [OPTIONS] COMMAND"), (["study", "-h"], "Usage: scal study [OPTIONS]"),
+                        (["fit", "-h"], "Usage: scal fit [OPTIONS] [CSV]")):
+        proc = run_cli(args, cwd=tmp_path)
+        assert proc.returncode == 0 and usage in proc.stdout and proc.stderr == "", (args, proc.stdout[:500], proc.stderr)
+
+
+def test_every_option_and_argument_has_help():
+    missing = [(path, p.name) for path, cmd in _click_tree().items() for p in cmd.params
+               if not getattr(p, "hidden", False) and not (p.help or "").strip()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("command,old,new", RENAMED)
+def test_renamed_options_are_hidden_aliases(command, old, new):
+    cmd = _click_tree()[f"scal {command}"]
+    assert _param(cmd, old).hidden, f"{command} {old} shows in the help"
+    assert not _param(cmd, new).hidden
+
+
+def test_renamed_options_still_work_with_a_note(curve_csv_file, tmp_path, monkeypatch, capsys):
+    from test_reliability_inputs import run_in_process   # it imports this module: not at the top
+
+    csv = str(curve_csv_file)
+    common = ["--x", "m", "--y", "err", "--n-boot", "20", "--json"]
+    fit = run_in_process(["fit", csv, *common, "--predict", "1e6"], tmp_path, monkeypatch, capsys)
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    assert fit.stderr.startswith("note: --predict is renamed --size; the old name goes in the next release\n")
+    assert [p["x"] for p in json.loads(fit.stdout)["curves"][0]["predictions"]] == [1e6]
+
+    pred = run_in_process(["predict", "--csv", csv, *common, "--size", "1e6"], tmp_path, monkeypatch, capsys)
+    assert pred.returncode == 0, pred.stderr[-2000:]
+    assert pred.stderr.startswith("note: --csv is renamed") and json.loads(pred.stdout)["csv"] == csv
+
+    two = tmp_path / "two.csv"
+    two.write_text("m,err,arch\n" + "".join(f"{m:g},{a * m ** -b + 0.05:.6g},{name}\n" for name, a, b in
+                                            (("A", 2.0, 0.3), ("B", 3.0, 0.4)) for m in SIZES))
+    cmp = run_in_process(["compare", str(two), *common, "--group", "arch", "--at", "5e4"], tmp_path, monkeypatch, capsys)
+    assert cmp.returncode == 0, cmp.stderr[-2000:]
+    assert cmp.stderr.startswith("note: --at is renamed --size") and [a["x"] for a in json.loads(cmp.stdout)["at"]] == [5e4]
+
+    both = run_cli(["report", "--out", "a", "--out-dir", "b", "--run-id", "x"], cwd=tmp_path)
+    assert both.returncode == 2 and both.stderr.splitlines()[-1] == "error: give --out-dir only (--out is its old name)"
+
+
+@pytest.fixture
+def curve_csv_file(tmp_path) -> Path:
+    path = tmp_path / "curve.csv"
+    path.write_text("m,err\n" + "".join(f"{m:g},{2.0 * m ** -0.3 + 0.05:.6g}\n" for m in SIZES))
+    return path
+
+
+SIZES = (1e3, 2e3, 4e3, 8e3, 16e3, 32e3)
+
+
+def test_verbose_and_quiet_exclude_each_other(tmp_path):
+    proc = run_cli(["fit", "x.csv", "--x", "m", "--y", "e", "-v", "-q"], cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == "error: --verbose and --quiet exclude each other\n"
+
+
+def test_shell_completion(tmp_path):
+    proc = run_cli(["--show-completion", "bash"], cwd=tmp_path)
+    assert proc.returncode == 0 and "_scal_completion()" in proc.stdout and "complete " in proc.stdout, proc.stderr
+    zsh = run_cli(["--show-completion", "zsh"], cwd=tmp_path)
+    assert zsh.returncode == 0 and zsh.stdout.startswith("#compdef scal")   # the shell named, not the one running
+    bad = run_cli(["--show-completion", "tcsh"], cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: Invalid value for --show-completion: takes one of bash")
+    # what the bash script asks: the words so far in, completions out (commands, then options; no hidden alias)
+    ask = {"_SCAL_COMPLETE": "complete_bash", "COMP_WORDS": "scal rep", "COMP_CWORD": "1"}
+    assert run_cli([], cwd=tmp_path, env_extra=ask).stdout.split() == ["report"]
+    ask.update(COMP_WORDS="scal report --out", COMP_CWORD="2")
+    assert run_cli([], cwd=tmp_path, env_extra=ask).stdout.split() == ["--out-dir"]
+
+
+def _cell(text) -> str:
+    """Text for a Markdown table cell: | ends a cell, <x> reads as an HTML tag and a*b*c as emphasis."""
+    return str(text).replace("\n", " ").replace("|", "\\|").replace("<", "\\<").replace("*", "\\*")
+
+
+TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT"}   # click's names, as the help's metavars
+
+
+def _options_table(cmd) -> str:
+    """One Markdown table of a command's parameters, as its -h shows them (hidden aliases left out)."""
+    rows = ["| option | value | default | meaning |", "|---|---|---|---|"]
+    for p in cmd.params:
+        if getattr(p, "hidden", False):
+            continue
+        if p.param_type_name == "argument":
+            name = f"`{p.metavar or p.name.upper()}`" + (" ..." if p.nargs == -1 else "") + " (argument)"
+        else:
+            name = " / ".join(f"`{o}`" for o in [*p.opts, *p.secondary_opts])
+        if p.is_flag if hasattr(p, "is_flag") else False:
+            value, default = "", ("on" if p.default else "off") if p.default is not None else ""
+        else:
+            bare = p.bare_type()
+            bare = bare.removeprefix("list[").removesuffix("]")
+            value = p.metavar or TYPE_NAMES.get(bare, bare.upper())
+            value += ", repeatable" if p.multiple or p.nargs == -1 else ""
+            default = "" if p.default is None else f"`{p.default}`"
+        if getattr(p, "envvar", None):
+            default += f" (env `{p.envvar}`)"
+        rows.append(f"| {name} | {_cell(value)} | {_cell(default.strip())} | {_cell(p.help)} |")
+    return "\n".join(rows)
+
+
+def rewrite_option_tables(text: str) -> str:
+    """``text`` (docs/cli.md) with every command's generated block replaced by the current table;
+    a command without a block is an error (a new command must be documented by hand first)."""
+    import re
+
+    for path, cmd in _click_tree().items():
+        start = BLOCK_START.format(path)
+        pattern = re.escape(start) + r"\n.*?" + re.escape(BLOCK_END)
+        if not re.search(pattern, text, flags=re.S):
+            raise AssertionError(f"docs/cli.md has no option block for `{path}`: add the line {start!r} "
+                                 f"and {BLOCK_END!r} under its heading")
+        text = re.sub(pattern, lambda _: f"{start}\n{_options_table(cmd)}\n{BLOCK_END}", text, flags=re.S)
+    return text
+
+
+def test_docs_cli_md_matches_the_commands():
+    """docs/cli.md's option tables are the CLI's own: a new, renamed or changed option fails here
+    until the doc is regenerated, and a new command until the doc has a section for it."""
+    text = DOC.read_text(encoding="utf-8")
+    assert text == rewrite_option_tables(text), "docs/cli.md is out of date: run `python tests/test_cli.py`"
+
+
+if __name__ == "__main__":      # rewrite docs/cli.md's option tables from the commands
+    DOC.write_text(rewrite_option_tables(DOC.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"rewrote the option tables of {DOC}")

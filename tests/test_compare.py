@@ -169,7 +169,7 @@ def write_csv(path, names=("A", "B")) -> str:
 def test_cli_csv_json(tmp_path):
     csv = write_csv(tmp_path / "arch.csv")
     proc = run_cli(["compare", csv, "--x", "examples", "--y", "error", "--group", "arch", "--n-boot", "40",
-                    "--at", "500", "--at", "1e5", "--level", "0.8", "--out-dir", str(tmp_path / "out"), "--json"],
+                    "--size", "500", "--size", "1e5", "--level", "0.8", "--out-dir", str(tmp_path / "out"), "--json"],
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
@@ -186,7 +186,7 @@ def test_cli_csv_json(tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--x", "examples", "--y", "error"], "needs --group"),
-    (["--x", "examples", "--y", "error", "--group", "arch", "--at", "0"], "--at must be a positive"),
+    (["--x", "examples", "--y", "error", "--group", "arch", "--size", "0"], "--size must be a positive"),
     (["--x", "examples", "--y", "error", "--group", "solo"], "at least 2"),
     (["--x", "examples", "--y", "error", "--group", "arch", "--level", "1.5"], "--level must lie"),
 ])
@@ -269,4 +269,4 @@ def test_compare_studies_bad_refs_raise(two_studies, refs, needle):
     exp = client.get_experiment_by_name("not-a-study") or client.get_experiment(client.create_experiment("not-a-study"))
     plain = client.create_run(exp.experiment_id).info.run_id   # a run without scal's study tag
     with pytest.raises((ValueError, LookupError), match=needle):
-        compare_studies(uri, [r.format(plain=plain, **two_studies["run_ids"]) for r in refs], n_boot=5)
+        compare_studies(client, [r.format(plain=plain, **two_studies["run_ids"]) for r in refs], n_boot=5)

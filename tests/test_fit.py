@@ -9,14 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis.fit import (
-    CurveFit,
-    FitError,
-    fit_learning_curve,
-    fit_model_size,
-    prediction_band,
-    sublinear,
-)
+from analysis.fit import CurveFit, FitError, sublinear
+from analysis.forms import fit_learning_curve, fit_model_size, prediction_band
 from analysis.plots import plot_learning_curve, plot_model_size
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,37 +1,26 @@
-"""The image domain: embedded Fashion-MNIST sample, IDX and ImageFolder user data, exact parameter
-counts of the small ResNets, one training step, and a smoke study into a real MLflow store."""
+"""The image domain's own parts: the embedded Fashion-MNIST sample, IDX, ImageFolder and CIFAR user
+data, and top-5 error. What every domain does (parameter counts, a training step, a smoke study,
+--data errors) is checked in test_domain_contract.py."""
 
 from __future__ import annotations
 
 import gzip
-import json
 import pickle
 import struct
-from dataclasses import replace
 from importlib import resources
 
 import numpy as np
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 from PIL import Image
 
 import domains
-from conftest import run_cli, sqlite_uri
-from domains.protocol import DataError, TrialSpec
-from scal import keys
-from scal.tracking import result_from_run
-from search.subsets import SubsetPlan
+from domains.image import evaluate_images
+from domains.protocol import DataError
 
 
-@pytest.fixture(scope="module")
-def image():
-    dom = domains.get("image")
-    return dom, dom.load("images", max_val_units=200)
-
-
-def test_embedded_data_is_balanced_fashion_mnist(image):
-    dom, data = image
+def test_embedded_data_is_balanced_fashion_mnist(domain_data):
+    dom, data = domains.get("image"), domain_data("image")
     full = dom.load("images")
     assert full.train_x.shape == (12000, 1, 28, 28) and len(full.val_y) == 2500
     assert np.bincount(full.train_y.numpy()).tolist() == [1200] * 10
@@ -39,27 +28,12 @@ def test_embedded_data_is_balanced_fashion_mnist(image):
     assert abs(float(full.train_x.mean())) < 1e-3          # normalised with the pool's own statistics
 
 
-@pytest.mark.parametrize("width,layers", [(2, 1), (4, 2), (8, 1), (6, 3)])
-def test_parameter_count_is_exact(image, width, layers):
-    dom, data = image
-    size = {"width": width, "layers": layers}
-    model = dom.build_model(size, data)
-    assert dom.count_params(size, data) == sum(p.numel() for p in model.parameters())
-
-
-def test_one_training_step_at_the_smallest_size(image):
-    dom, data = image
-    scale = dom.scale("smoke", "images")
-    plan = SubsetPlan(data.chunk_sizes(), scale.min_subset, scale.n_subsets)
-    spec = TrialSpec("image", "images", scale.min_subset, {"width": scale.min_width, "layers": 1}, scale.lr, 0, "smoke",
-                     replace(scale.train, max_steps=1, max_rounds=1, min_round_steps=1))
-    logged = []
-    result, model = dom.train(spec, data, plan.indices(scale.min_subset), lambda m, s: logged.append(dict(m)))
-    assert result.ok and result.steps == 1 and 0.0 <= result.min_val_error <= 1.0
-    # top-5 error rides along each round and at the best round; it can only be below top-1
-    assert len(logged) == 1 and 0.0 <= logged[0]["val_top5_error"] <= result.min_val_error
-    assert result.extra == {"val_top5_error": logged[0]["val_top5_error"]}
-    assert result.n_params == sum(p.numel() for p in model.parameters())
+def test_top5_error_rides_along_and_is_below_top1(domain_data):
+    data = domain_data("image")
+    torch.manual_seed(0)
+    model = domains.get("image").build_model({"width": 2, "layers": 1}, data)
+    loss, top1, more = evaluate_images(model, data)
+    assert set(more) == {"top5_error"} and 0.0 <= more["top5_error"] <= top1 <= 1.0 and loss > 0
 
 
 def _write_idx(path, array: np.ndarray) -> None:
@@ -102,7 +76,7 @@ def _write_cifar_batch(path, x_nhwc: np.ndarray, y: np.ndarray) -> None:
         pickle.dump({b"data": rows, b"labels": [int(v) for v in y]}, fh)
 
 
-def test_user_cifar_batches(tmp_path, image):
+def test_user_cifar_batches(tmp_path):
     """Real images (embedded Fashion-MNIST, padded to 32x32 and copied to 3 channels) in the
     CIFAR-10 python layout; the reader must give back exactly those pixels in NCHW order."""
     with np.load(resources.files("domains.data").joinpath("fashion_mnist_small.npz").open("rb")) as z:
@@ -131,42 +105,6 @@ def test_user_cifar_batches(tmp_path, image):
     (lambda p: p, "missing train-images-idx3-ubyte"),
 ])
 def test_bad_data_is_a_one_line_error(tmp_path, make, needle):
-    proc = run_cli(["study", "--domain", "image", "--budget", "smoke", "--data", str(make(tmp_path)),
-                    "--tracking-uri", sqlite_uri(tmp_path)], cwd=tmp_path)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: --data") and needle in lines[0], proc.stderr
-
-
-@pytest.mark.integration
-def test_smoke_study_into_mlflow(tmp_path):
-    uri = sqlite_uri(tmp_path)
-    proc = run_cli(["study", "--domain", "image", "--budget", "smoke", "--tracking-uri", uri, "--json"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
-    assert [s["size"] for s in summary["subsets"]] == [64, 128, 256]
-    client = MlflowClient(uri, uri)
-    runs = client.search_runs([summary["experiment_id"]], f"tags.`{keys.PARENT}` = '{summary['parent_run_id']}'",
-                              max_results=1000)
-    trained = [r for r in runs if keys.REUSED_FROM not in r.data.tags]
-    assert len(trained) == summary["n_trials"] > 0 and len(runs) - len(trained) == summary["n_reused"]
-    for r in trained:
-        # top-1 error is not the loss: a trial's value is the minimum of its error over rounds,
-        # at the step where it fell (ties: the lower loss), and the top-5 error of that round
-        errors = {m.step: m.value for m in client.get_metric_history(r.info.run_id, "val_error")}
-        losses = {m.step: m.value for m in client.get_metric_history(r.info.run_id, "val_loss")}
-        best_step = min(errors, key=lambda s: (errors[s], losses[s]))
-        assert r.data.metrics[keys.M_MIN_VAL_ERROR] == pytest.approx(min(errors.values()))
-        assert r.data.metrics[keys.M_BEST_STEP] == best_step
-        assert r.data.metrics[keys.M_MIN_VAL_LOSS] == pytest.approx(min(losses.values()))
-        top5 = {m.step: m.value for m in client.get_metric_history(r.info.run_id, "val_top5_error")}
-        assert r.data.metrics[keys.best_extra("val_top5_error")] == pytest.approx(top5[best_step])
-    for r in runs:
-        assert r.data.params[keys.P_DOMAIN] == "image" and "size.layers" in r.data.params
-        assert 0.0 <= r.data.metrics[keys.M_MIN_VAL_ERROR] <= 1.0
-        top5 = r.data.metrics[keys.best_extra("val_top5_error")]
-        assert 0.0 <= top5 <= r.data.metrics[keys.M_MIN_VAL_ERROR]
-        assert len(client.get_metric_history(r.info.run_id, "val_top5_error")) == r.data.metrics[keys.M_ROUNDS]
-        assert result_from_run(None, r).extra == {"val_top5_error": top5}     # what a resumed study reuses
-    parent = client.get_run(summary["parent_run_id"])
-    assert parent.info.status == "FINISHED" and "beta_g" in parent.data.metrics
-    assert len(client.search_model_versions(f"name = '{summary['registered_model']}'")) == 3
+    with pytest.raises(DataError, match=needle) as err:
+        domains.get("image").load("images", str(make(tmp_path)))
+    assert str(err.value).startswith("--data ") and "\n" not in str(err.value)

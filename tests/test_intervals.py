@@ -143,7 +143,7 @@ def test_fit_table_in_worker_processes_matches_one_process(tmp_path):
 
 def test_cli_level_sets_the_interval_and_bad_level_exits_2(tmp_path):
     csv = write_csv(tmp_path / "c.csv", n_curves=1)
-    base = ["fit", str(csv), "--x", "examples", "--y", "error", "--predict", "1e7", "--n-boot", "50", "--json"]
+    base = ["fit", str(csv), "--x", "examples", "--y", "error", "--size", "1e7", "--n-boot", "50", "--json"]
     recs = {}
     for level in ("0.5", "0.9"):
         proc = run_cli([*base, "--level", level, "--jobs", "1"], cwd=tmp_path)
@@ -156,6 +156,6 @@ def test_cli_level_sets_the_interval_and_bad_level_exits_2(tmp_path):
         proc = run_cli([*base, "--level", bad], cwd=tmp_path)
         err = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         assert proc.returncode == 2 and proc.stdout == "" and len(err) == 1 and "--level" in err[0], proc.stderr
-    proc = run_cli(["predict", "--csv", str(csv), "--x", "examples", "--y", "error", "--size", "1e7", "--level", "2"],
+    proc = run_cli(["predict", str(csv), "--x", "examples", "--y", "error", "--size", "1e7", "--level", "2"],
                    cwd=tmp_path)
     assert proc.returncode == 2 and "--level" in proc.stderr

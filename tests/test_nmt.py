@@ -1,41 +1,29 @@
-"""The nmt domain: embedded Bible pairs split by book, exact parameter counts of the attentional
-encoder-decoder, one training step, TSV and two-file user data, one-line data errors, and a smoke
-study into a real MLflow store."""
+"""The nmt domain's own parts: embedded Bible pairs split by book, an untrained model's level, TSV and
+two-file user data, and the data errors of each format. What every domain does (parameter counts,
+a training step, a smoke study) is checked in test_domain_contract.py."""
 
 from __future__ import annotations
 
-import json
+import math
 import pickle
 import random
 from dataclasses import replace
 
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 from num2words import num2words
 
 import domains
-from conftest import run_cli, sqlite_uri
 from domains import nmt
 from domains.protocol import DataError, TrialSpec
-from scal import keys
-from search.subsets import SubsetPlan
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small LSTMs gain nothing from a second thread, and on a shared CPU two threads spin-wait on
-    each other (tens of times slower): tests train single-threaded, as a Ray trial on one CPU does."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest: small LSTMs train faster on one thread
 
 
 @pytest.fixture(scope="module")
-def bible():
-    dom = domains.get("nmt")
-    return dom, dom.load("tokens", max_val_units=1500)
+def bible(domain_data):
+    return domains.get("nmt"), domain_data("nmt")
 
 
 def _number_pairs(n_pairs: int, seed: int = 0) -> list[str]:
@@ -65,27 +53,14 @@ def test_embedded_bible_is_split_by_book(bible):
     assert pickle.loads(pickle.dumps(data)).decode([ids]) == data.decode([ids]) == [data.bleu_refs[0]]
 
 
-@pytest.mark.parametrize("width,layers", [(8, 1), (16, 2), (24, 3)])
-def test_parameter_count_is_exact(bible, width, layers):
+def test_an_untrained_model_is_a_uniform_guess(bible):
+    """Cross-entropy about log(vocabulary), and a BLEU score that is a percentage."""
     dom, data = bible
-    size = {"width": width, "layers": layers}
-    model = dom.build_model(size, data)
-    assert dom.count_params(size, data) == sum(p.numel() for p in model.parameters())
-
-
-def test_one_training_step_at_the_smallest_size(bible):
-    dom, data = bible
-    scale = dom.scale("smoke", "tokens")
-    plan = SubsetPlan(data.chunk_sizes(), scale.min_subset, scale.n_subsets)
-    spec = TrialSpec("nmt", "tokens", scale.min_subset, {"width": scale.min_width, "layers": 1}, scale.lr, 0, "smoke",
-                     replace(scale.train, max_steps=1, max_rounds=1, min_round_steps=1))
-    logged = []
-    result, model = dom.train(spec, data, plan.indices(scale.min_subset), lambda m, s: logged.append(m))
-    assert result.ok and result.steps == 1 and result.n_params == sum(p.numel() for p in model.parameters())
-    # an untrained model is about as good as a uniform guess over the target vocabulary
-    assert abs(result.min_val_error - float(torch.log(torch.tensor(float(data.tgt_vocab))))) < 0.5
-    assert 0.0 <= result.extra["val_bleu"] <= 100.0 and "val_bleu" in logged[0]
-    assert dom.evaluate(model, data) == pytest.approx((result.min_val_loss, result.min_val_error))
+    torch.manual_seed(0)
+    model = dom.build_model({"width": 8, "layers": 1}, data)
+    loss, error = dom.evaluate(model, data)
+    assert loss == error and abs(error - math.log(data.tgt_vocab)) < 0.5
+    assert 0.0 <= nmt.validation_bleu(model, data) <= 100.0
 
 
 def test_user_tsv_holds_out_its_tail_and_trains(tmp_path):
@@ -143,28 +118,6 @@ def _misaligned(p):
     (_misaligned, "train.src has 3 lines but train.tgt has 2"),
 ])
 def test_bad_data_is_a_one_line_error(tmp_path, make, needle):
-    proc = run_cli(["study", "--domain", "nmt", "--budget", "smoke", "--data", str(make(tmp_path)),
-                    "--tracking-uri", sqlite_uri(tmp_path)], cwd=tmp_path)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: --data") and needle in lines[0], proc.stderr
-
-
-@pytest.mark.integration
-def test_smoke_study_into_mlflow(tmp_path):
-    uri = sqlite_uri(tmp_path)
-    proc = run_cli(["study", "--domain", "nmt", "--budget", "smoke", "--tracking-uri", uri, "--json"], cwd=tmp_path,
-                   env_extra={"SCAL_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
-    assert [s["size"] for s in summary["subsets"]] == [256, 512, 1024]
-    client = MlflowClient(uri, uri)
-    runs = client.search_runs([summary["experiment_id"]], f"tags.`{keys.PARENT}` = '{summary['parent_run_id']}'",
-                              max_results=1000)
-    assert len(runs) == summary["n_trials"] + summary["n_reused"] and summary["n_trials"] > 0   # + reference runs
-    for r in runs:
-        assert r.data.params[keys.P_DOMAIN] == "nmt" and "size.layers" in r.data.params
-        assert 0.0 < r.data.metrics[keys.M_MIN_VAL_ERROR] < 8.0
-        assert 0.0 <= r.data.metrics["best_val_bleu"] <= 100.0
-    parent = client.get_run(summary["parent_run_id"])
-    assert parent.info.status == "FINISHED" and "beta_g" in parent.data.metrics
-    assert len(client.search_model_versions(f"name = '{summary['registered_model']}'")) == 3
+    with pytest.raises(DataError, match=needle) as err:
+        domains.get("nmt").load("tokens", str(make(tmp_path)))
+    assert str(err.value).startswith("--data ") and "\n" not in str(err.value)

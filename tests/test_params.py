@@ -1,8 +1,8 @@
-"""Parameter counts from the size knobs are exact: the formula equals the module's numel."""
+"""Parameter-count formulas of the model classes, beyond what domains build (a 5,000-word vocabulary,
+a 4-layer MLP). Every domain's own count is checked in test_domain_contract.py."""
 
 import pytest
 
-import domains
 from domains.lm import LSTMLanguageModel, lstm_lm_params
 from domains.toy import MLP, mlp_params
 
@@ -16,12 +16,3 @@ def test_lstm_lm_param_formula(vocab, width, layers):
 @pytest.mark.parametrize("width,layers", [(4, 1), (16, 2), (37, 4)])
 def test_mlp_param_formula(width, layers):
     assert mlp_params(8, width, layers) == sum(p.numel() for p in MLP(8, width, layers).parameters())
-
-
-@pytest.mark.parametrize("name,unit", [("lm", "char"), ("lm", "word"), ("toy", "examples")])
-def test_domain_count_params_matches_built_model(name, unit):
-    dom = domains.get(name)
-    data = dom.load(unit, max_val_units=2048)
-    for size in ({"width": 8, "layers": 1}, {"width": 24, "layers": 2}):
-        model = dom.build_model(size, data)
-        assert dom.count_params(size, data) == sum(p.numel() for p in model.parameters())

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cli, sqlite_uri
+from conftest import first_round_watcher, run_cli, sqlite_uri
 from scal import keys
+
+pytestmark = pytest.mark.slow   # every test starts a Ray instance (seconds) and most run a study
 
 SMOKE = ["study", "--domain", "toy", "--budget", "smoke", "--json"]
 
@@ -108,11 +110,13 @@ def test_ray_address_needs_a_tracking_server(tmp_path):
 
 
 def test_four_trials_at_once_log_everything(tmp_path):
-    """8 trials, 4 at a time (0.5 CPU each) through Ray into one sqlite store: every run and point is there."""
+    """8 trials, 4 at a time (0.5 CPU each) through Ray into one sqlite store: every run and point is
+    there, and each trial's first round was in the store, its run RUNNING, while it trained."""
     from scal.progress import Progress
-    from scal.study import StudyConfig, TrackedTrials, prepare
-    from scal.tracking import StudyTracker
-    from search.executor import ExecutorSettings, TrialContext, make_executor
+    from scal.study import StudyConfig, prepare
+    from scal.tracking import StudyTracker, open_client
+    from search.executor import ExecutorSettings, make_executor
+    from search.trial import TrialContext
     from search.interpolate import Config
 
     settings = ExecutorSettings(kind="ray", cpus_per_trial=0.5)
@@ -122,12 +126,12 @@ def test_four_trials_at_once_log_everything(tmp_path):
     train = replace(p.settings.scale.train, max_rounds=5, min_round_steps=150, max_steps=750, patience=10)
     specs = [replace(p.settings.make_spec(256, Config({"width": w, "layers": 1}, 0.01), seed), train=train)
              for w in (8, 16) for seed in range(4)]
-    tracker = StudyTracker("concurrency", sqlite_uri(tmp_path))
+    tracker = StudyTracker("concurrency", open_client(sqlite_uri(tmp_path)))
     parent = tracker.start({}, run_name="concurrency")
     executor = make_executor(settings, TrialContext("toy", p.data, p.plan, "cpu"), max_rounds=train.max_rounds)
     try:
         assert executor.concurrency == 4
-        trials = TrackedTrials(p, tracker, Progress(1, "mse", enabled=False), executor)
+        trials = first_round_watcher()(p, tracker, Progress(1, "mse", enabled=False), executor)
         results = trials.run(specs, keys.ROLE_GRID)
     finally:
         executor.close()
@@ -136,6 +140,8 @@ def test_four_trials_at_once_log_everything(tmp_path):
     client, runs = _trial_runs(sqlite_uri(tmp_path), parent)
     assert len(runs) == len(specs) == trials.n_trials
     assert {r.data.tags[keys.TRIAL_HASH] for r in runs} == {s.trial_hash() for s in specs}
+    assert set(trials.seen) == {r.info.run_id for r in runs}
+    assert all(status == "RUNNING" and points >= 1 for status, points in trials.seen.values()), trials.seen
     total_points = 0
     for r in runs:
         n = len(client.get_metric_history(r.info.run_id, keys.M_VAL_ERROR))
@@ -292,14 +298,16 @@ def _wait_http(uri: str, server: subprocess.Popen, timeout_s: float = 90) -> Non
 
 
 def _wait_for_trials(uri: str, proc: subprocess.Popen, at_least: int, timeout_s: float = 240) -> int:
-    """Poll the store until ``at_least`` trial runs exist; returns how many there were."""
+    """Poll the store until ``at_least`` trial runs have finished; returns how many there were."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         assert proc.poll() is None, "the study ended before it could be killed"
         try:
             client = MlflowClient(uri)
             exp = client.get_experiment_by_name("scal-toy-examples")
-            n = len(client.search_runs([exp.experiment_id], f"tags.`{keys.ROLE}` != 'study'", max_results=1000)) if exp else 0
+            # finished trials only: a trial's run exists (RUNNING) from the moment it starts
+            n = len(client.search_runs([exp.experiment_id], f"tags.`{keys.ROLE}` != 'study' and attributes.status = 'FINISHED'",
+                                       max_results=1000)) if exp else 0
         except Exception:  # noqa: BLE001 - the store may still be being created
             n = 0
         if n >= at_least:

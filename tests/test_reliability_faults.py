@@ -25,6 +25,8 @@ from conftest import run_cli, sqlite_uri
 from scal import keys
 from scal.faults import EXIT_FAULT
 
+pytestmark = pytest.mark.slow   # fault injection: whole studies killed, starved and resumed
+
 STUDY = ["study", "--domain", "toy", "--budget", "smoke", "--json", "--executor", "local"]
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs / drops root's capabilities: needs root")

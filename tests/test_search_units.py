@@ -93,10 +93,10 @@ def _seed_result(spec: TrialSpec, err: float) -> TrialResult:
 
 
 @pytest.mark.parametrize("estimator", ["GP", "RF"])
-def test_skopt_proposer_finds_the_valley_of_a_grid(estimator):
+def test_skopt_proposer_finds_the_valley_of_a_grid(one_thread, estimator):
     """Centre first, K distinct grid points, S seeds each, scores by median; on a smooth bowl whose
     minimum sits on the grid's edge it gets closer than the centre within K = 8 of 25 points."""
-    from search.executor import FINISHED
+    from search.trial import FINISHED
     from search.refine import SkoptProposer
 
     centre = Config({"width": 64, "layers": 1}, 1e-3)
@@ -139,7 +139,7 @@ def test_stopped_seeds_count_as_upper_bounds_and_are_not_the_model():
 def test_racing_gives_the_other_seeds_to_the_best_first_seeds_only():
     """K first seeds; nothing more until all are in (a lucky early one cannot start the race);
     then the other seeds of the best R by first-seed error; only those R are scored."""
-    from search.executor import FINISHED
+    from search.trial import FINISHED
     from search.refine import RacingProposer
 
     configs = [Config({"width": w, "layers": 1}, 1e-3) for w in (8, 16, 32, 64, 128)]

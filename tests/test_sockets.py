@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import sqlite_uri
 
 try:
@@ -21,6 +23,8 @@ try:
 except ImportError:   # Ray vendors psutil; importing ray puts its copy on sys.path
     import ray  # noqa: F401
     import psutil
+
+pytestmark = pytest.mark.slow   # Ray studies, and waits for processes to end
 
 # Three subsets and no registry: the least study that still runs Ray's trials, probes and model store.
 RAY_STUDY = ["study", "--domain", "toy", "--budget", "smoke", "--n-subsets", "3", "--no-register", "--executor", "ray",

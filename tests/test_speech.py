@@ -1,23 +1,20 @@
-"""The speech domains: deterministic eSpeak NG synthesis with held-out voices, exact parameter
-counts of both families, one training step each, CER/WER, user data (manifest and LibriSpeech
-folder), one-line errors for bad --data, the cache, and a smoke study into a real MLflow store."""
+"""The speech domains' own parts: deterministic eSpeak NG synthesis with held-out voices, CER/WER,
+user data (manifest and LibriSpeech folder) and its errors, the cache, the sentences set and the
+attention decoder's length cap. What every domain does (parameter counts, a training step, a smoke
+study) is checked in test_domain_contract.py, on a small synthetic pool."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile
 import torch
-from mlflow.tracking import MlflowClient
 
 import domains
-from conftest import run_cli, sqlite_uri
 from domains import speech_data as sd
 from domains.protocol import DataError, TrialSpec
-from scal import keys
 
 
 @pytest.fixture(scope="module")
@@ -73,27 +70,6 @@ def test_manifest_data(data):
     assert data.n_mels == sd.N_MELS and abs(float(data.train_feats.float().mean())) < 0.05
 
 
-@pytest.mark.parametrize("name", ["speech", "speech_attn"])
-@pytest.mark.parametrize("width,layers", [(8, 1), (16, 2), (12, 3)])
-def test_parameter_count_is_exact(data, name, width, layers):
-    dom = domains.get(name)
-    size = {"width": width, "layers": layers}
-    assert dom.count_params(size, data) == sum(p.numel() for p in dom.build_model(size, data).parameters())
-
-
-@pytest.mark.parametrize("name", ["speech", "speech_attn"])
-def test_one_training_step_at_the_smallest_size(data, name):
-    dom = domains.get(name)
-    scale = dom.scale("smoke", "utterances")
-    spec = TrialSpec(name, "utterances", 8, {"width": scale.min_width, "layers": 1}, scale.lr, 0, "smoke",
-                     replace(scale.train, max_steps=1, max_rounds=1, min_round_steps=1, batch_size=4))
-    logged = []
-    result, model = dom.train(spec, data, np.arange(8), lambda m, s: logged.append(m))
-    assert result.ok and result.steps == 1 and 0.0 <= result.min_val_error
-    assert result.n_params == sum(p.numel() for p in model.parameters())
-    assert "val_wer" in logged[0] and result.extra["val_wer"] == logged[0]["val_wer"]
-
-
 def test_librispeech_folder(tmp_path, clips):
     items, audio = clips
     for spk in ("19", "26"):
@@ -111,6 +87,14 @@ def test_librispeech_folder(tmp_path, clips):
     assert data.val_texts[0] == items[19 % len(items)]["text"]
 
 
+def test_the_generated_pool_is_cached(domain_data, speech_cache):
+    """The contract's small pool (``--pool-size 16``): 16 training utterances, 64 validation ones
+    (the floor of N/8), written once to the cache under a name that hashes every setting."""
+    data = domain_data("speech")
+    assert len(data.train_texts) == 16 and len(data.val_texts) == 64
+    assert len(list((speech_cache / "speech").glob("digits-*.npz"))) >= 1
+
+
 def test_corrupt_cache_is_regenerated(tmp_path, monkeypatch):
     monkeypatch.setenv("SCAL_CACHE", str(tmp_path))
     first = sd.load_synthetic("digits", n_train=6, n_val=2, seed=1)
@@ -124,8 +108,7 @@ def test_corrupt_cache_is_regenerated(tmp_path, monkeypatch):
 def test_sentences_option(tmp_path, monkeypatch):
     """``--data synthetic:sentences``: Shakespeare lines, validation text and voices unseen in training."""
     monkeypatch.setenv("SCAL_CACHE", str(tmp_path))
-    monkeypatch.setenv(sd.POOL_ENV, "24")
-    data = sd.load_speech("synthetic:sentences")
+    data = sd.load_speech("synthetic:sentences", pool_size=24)
     assert len(data.train_texts) == 24 and len(data.val_texts) == 64
     from domains.text import shakespeare
 
@@ -189,10 +172,9 @@ def _unreadable_audio(tmp):
     (_unreadable_audio, "cannot read audio"),
 ])
 def test_bad_data_is_a_one_line_error(tmp_path, make, needle):
-    proc = run_cli(["study", "--domain", "speech", "--budget", "smoke", "--data", str(make(tmp_path)),
-                    "--tracking-uri", sqlite_uri(tmp_path)], cwd=tmp_path)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: --data") and needle in lines[0], proc.stderr
+    with pytest.raises(DataError, match=needle) as err:
+        domains.get("speech").load("utterances", str(make(tmp_path)))
+    assert str(err.value).startswith("--data ") and "\n" not in str(err.value)
 
 
 def test_too_little_data_is_a_data_error(tmp_path, clips):
@@ -201,24 +183,3 @@ def test_too_little_data_is_a_data_error(tmp_path, clips):
     (tmp_path / "m.tsv").write_text(f"a.wav\t{items[0]['text']}\ttrain\na.wav\t{items[0]['text']}\tval\n")
     with pytest.raises(DataError, match="at least 2 training"):
         domains.get("speech").load("utterances", str(tmp_path / "m.tsv"))
-
-
-@pytest.mark.integration
-def test_smoke_study_into_mlflow(tmp_path):
-    uri = sqlite_uri(tmp_path)
-    proc = run_cli(["study", "--domain", "speech", "--budget", "smoke", "--tracking-uri", uri, "--json"], cwd=tmp_path,
-                   env_extra={"SCAL_CACHE": str(tmp_path / "cache"), "SCAL_SPEECH_POOL": "128"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
-    assert [s["size"] for s in summary["subsets"]] == [32, 64, 128]
-    client = MlflowClient(uri, uri)
-    runs = client.search_runs([summary["experiment_id"]], f"tags.`{keys.PARENT}` = '{summary['parent_run_id']}'",
-                              max_results=1000)
-    assert len(runs) == summary["n_trials"] + summary["n_reused"] and summary["n_trials"] > 0   # + reference runs
-    for r in runs:
-        assert r.data.params[keys.P_DOMAIN] == "speech" and "size.layers" in r.data.params
-        assert 0.0 <= r.data.metrics[keys.M_MIN_VAL_ERROR] and 0.0 <= r.data.metrics["best_val_wer"]
-    parent = client.get_run(summary["parent_run_id"])
-    assert parent.info.status == "FINISHED" and "beta_g" in parent.data.metrics
-    assert len(client.search_model_versions(f"name = '{summary['registered_model']}'")) == 3
-    assert list((tmp_path / "cache" / "speech").glob("digits-*.npz"))      # the generated data was cached

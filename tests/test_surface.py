@@ -19,7 +19,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy.optimize import minimize_scalar
 
-from analysis.fit import FitError, fit_model_size
+from analysis.fit import FitError
+from analysis.forms import fit_model_size
 from analysis.surface import compute_optimal, fit_surface, frontier_n_params, loss_at, validate_points
 from analysis.surface_compare import compare_model_size, intervals_overlap
 from conftest import run_cli, sqlite_uri
@@ -314,14 +315,14 @@ def _trial(client, exp, parent, n_params, size, err, status="ok", reused=None):
 
 def test_study_points_skip_reference_and_failed_runs(tmp_path):
     """Four trials count; a reference run of one, a failed one and a diverged one do not."""
-    from scal.tracking import StudyTracker
+    from scal.tracking import StudyTracker, open_client
     from scal.surface import analyze_surface, study_surface
 
     uri, parent = _tiny_study(tmp_path, [
         (41, 64, 0.20, "ok", None), (81, 64, 0.19, "ok", None), (41, 128, 0.18, "ok", None),
         (81, 128, 0.17, "stopped", None), (81, 128, 0.17, "ok", "0123abcd"), (161, 256, None, "failed", None),
         (161, 256, 0.5, "diverged", None)])
-    tracker = StudyTracker.for_run(parent, uri)
+    tracker = StudyTracker.for_run(parent, open_client(uri))
     assert analyze_surface(tracker, parent, None, tmp_path / "out") == {
         "error": "a loss surface needs at least 5 points (N, D, L), got 4"}
     # Two more counting trials make six points: now it fits, with the domain's k (toy: 6). Their
@@ -330,7 +331,7 @@ def test_study_points_skip_reference_and_failed_runs(tmp_path):
     exp = client.get_run(parent).info.experiment_id
     _trial(client, exp, parent, 161, 128, 0.15)
     _trial(client, exp, parent, 161, 64, 0.185)
-    surface = study_surface(uri, parent, n_boot=20)
+    surface = study_surface(tracker.client, parent, n_boot=20)
     assert surface.fit.n_points == 6 and surface.fit.flops_per_param_unit == 6.0
     assert sorted(surface.points["loss"]) == [0.15, 0.17, 0.18, 0.185, 0.19, 0.20]
     assert surface.comparison is None and "3 subsets or more" in surface.comparison_note
@@ -340,8 +341,7 @@ def test_study_points_skip_reference_and_failed_runs(tmp_path):
 def test_smoke_study_logs_a_surface(toy_study, tmp_path):
     """The toy smoke study has 4 subsets (64-512 examples) and MLPs of 41-321 parameters: enough
     distinct N and D, so the surface fits (it is not the error branch) and is logged."""
-    from analysis.reader import read_trials
-    from scal.tracking import resolve_tracking_uri
+    from scal.reader import read_trials
 
     uri = toy_study["uri"]
     summary = toy_study["summary"]
@@ -352,7 +352,7 @@ def test_smoke_study_logs_a_surface(toy_study, tmp_path):
     assert SCHEMA_KEYS <= surf.keys() and surf["flops_per_param_unit"] == 6.0
     assert surf["model_size_comparison"]["sentence"].startswith("compute-optimal frontier N ~ D^")
     # Every counting trial once: child runs with a counting status, less the reference runs.
-    trials = read_trials(resolve_tracking_uri(uri), parent)
+    trials = read_trials(MlflowClient(uri), parent)   # the store the client names, and no global one
     col = f"tags.{keys.REUSED_FROM}"
     reference = trials[col].notna() & (trials[col] != "") if col in trials else pd.Series(False, index=trials.index)
     counting = (trials[f"tags.{keys.STATUS}"].isin(["ok", "stopped"])

@@ -1,60 +1,82 @@
-"""Read a study back from MLflow (never from memory) into pandas.
+"""Read a study back from MLflow (never from memory) into pandas: the analysis's MLflow glue.
 
 `read_trials` returns one row per child run of the study's parent run; `best_fit_points` turns
 them into the learning-curve points with the one best-fit rule the study itself used while it ran
 (`search.bestfit`), so the curve, the registry and the fit name the same configurations.
+
+Every function reads through the `MlflowClient` it is given (`scal.tracking.open_client`, made
+once per command), so what it reads is the store that client names and nothing else.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterable
 
-import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from domains.protocol import TrainSettings
 from scal import keys
 from search import bestfit
+
+# Runs per page of a search: MLflow's stores cap one page (50,000 for the SQL store).
+PAGE_SIZE = 1000
 
 
 class StudyNotFound(LookupError):
     """No such run, or the run is not a scal study."""
 
 
-def read_trials(tracking_uri: str, parent_run_id: str) -> pd.DataFrame:
-    """Every trial of the study as a DataFrame (columns ``params.*``, ``metrics.*``, ``tags.*``)."""
-    client = mlflow.tracking.MlflowClient(tracking_uri)
-    try:
-        parent = client.get_run(parent_run_id)
-    except mlflow.exceptions.MlflowException:
-        raise StudyNotFound(f"no run {parent_run_id!r} in {tracking_uri}") from None
+def read_trials(client: MlflowClient, parent_run_id: str) -> pd.DataFrame:
+    """Every trial of the study as a DataFrame (columns ``params.*``, ``metrics.*``, ``tags.*``,
+    as `mlflow.search_runs` gives them)."""
+    parent = _run(client, parent_run_id)
     if parent.data.tags.get(keys.ROLE) != keys.ROLE_STUDY:
         raise StudyNotFound(f"run {parent_run_id} is not a scal study (tag {keys.ROLE} != {keys.ROLE_STUDY})")
-    df = mlflow.search_runs(
-        experiment_ids=[parent.info.experiment_id],
-        filter_string=f"tags.`{keys.PARENT}` = '{parent_run_id}'",
-        output_format="pandas",
-        max_results=100_000,
-    )
-    return df
+    runs, token = [], None
+    while True:
+        page = client.search_runs([parent.info.experiment_id], f"tags.`{keys.PARENT}` = '{parent_run_id}'",
+                                  max_results=PAGE_SIZE, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs_frame(runs)
 
 
-def study_params(tracking_uri: str, parent_run_id: str) -> dict[str, str]:
+def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
+    """Runs as one row each: run_id, experiment_id, status, start_time and end_time (UTC), then
+    ``metrics.<name>``, ``params.<name>`` and ``tags.<name>``; NaN where a run lacks one (what
+    `mlflow.search_runs` gives under pandas 3, whose string columns hold NaN for None)."""
+    rows = [{"run_id": r.info.run_id, "experiment_id": r.info.experiment_id, "status": r.info.status,
+             "start_time": pd.to_datetime(r.info.start_time, unit="ms", utc=True),
+             "end_time": pd.to_datetime(r.info.end_time, unit="ms", utc=True),
+             **{f"metrics.{k}": v for k, v in r.data.metrics.items()},
+             **{f"params.{k}": v for k, v in r.data.params.items()},
+             **{f"tags.{k}": v for k, v in r.data.tags.items()}} for r in runs]
+    return pd.DataFrame(rows)
+
+
+def study_params(client: MlflowClient, parent_run_id: str) -> dict[str, str]:
     """The params of a study's parent run (study.metric, study.best_guess_error, study.domain, ...)."""
-    client = mlflow.tracking.MlflowClient(tracking_uri)
+    return dict(_run(client, parent_run_id).data.params)
+
+
+def _run(client: MlflowClient, run_id: str) -> Run:
     try:
-        return dict(client.get_run(parent_run_id).data.params)
-    except mlflow.exceptions.MlflowException:
-        raise StudyNotFound(f"no run {parent_run_id!r} in {tracking_uri}") from None
+        return client.get_run(run_id)
+    except MlflowException:
+        raise StudyNotFound(f"no run {run_id!r} in {client.tracking_uri}") from None
 
 
-def latest_study(tracking_uri: str, experiment: str) -> str:
+def latest_study(client: MlflowClient, experiment: str) -> str:
     """Run id of the newest study run in the experiment named ``experiment``."""
-    client = mlflow.tracking.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise StudyNotFound(f"no experiment {experiment!r} in {tracking_uri}")
+        raise StudyNotFound(f"no experiment {experiment!r} in {client.tracking_uri}")
     runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{keys.ROLE}` = '{keys.ROLE_STUDY}'",
                               order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:
