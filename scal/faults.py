@@ -18,6 +18,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 import socket
 import sqlite3
 import tempfile
@@ -132,6 +133,10 @@ def describe(exc: BaseException, uri: str, store: StoreFile | None = None) -> st
             return f"no space left on device{where}; {keep} once there is space"
         if isinstance(e, OSError) and e.errno == errno.EROFS:
             return f"read-only file system ({e.filename or uri}); {keep} once it is writable"
+        if isinstance(e, shutil.Error) and f"[errno {errno.ENOSPC}]" in str(e.args).lower():
+            # copytree (MLflow copying a model's code) gathers its per-file OSErrors into one
+            # shutil.Error without an errno; their texts still carry it.
+            return f"no space left on device; {keep} once there is space"
         text = str(e).lower()
         if isinstance(e, sqlite3.Error) or "sqlite3." in text:
             for needle, what in _STORE_TEXTS.items():

@@ -28,6 +28,7 @@ from scal.faults import EXIT_FAULT
 pytestmark = pytest.mark.slow   # fault injection: whole studies killed, starved and resumed
 
 STUDY = ["study", "--domain", "toy", "--budget", "smoke", "--json", "--executor", "local"]
+NO_REGISTER = ["--no-register"]
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs / drops root's capabilities: needs root")
 
@@ -75,13 +76,14 @@ def _trial_runs(uri: str):
     return client, runs
 
 
-def _resumes_clean(uri: str, cwd: Path, parent_id: str | None, trained_before: set[str]) -> dict:
+def _resumes_clean(uri: str, cwd: Path, parent_id: str | None, trained_before: set[str],
+                   extra: list[str] = ()) -> dict:
     """The same command again: it resumes ``parent_id`` (when the store kept it), trains only what
     was not finished, trains nothing twice, and leaves nothing RUNNING. A trial run the fault cut
     off while it was being logged (still RUNNING) ends KILLED and its trial is trained again."""
     _, runs = _trial_runs(uri)
     cut_off = {r.info.run_id for r in runs if r.info.status == "RUNNING" and r.data.tags.get(keys.ROLE) != keys.ROLE_STUDY}
-    proc = run_cli(STUDY + ["--tracking-uri", uri], cwd=cwd)
+    proc = run_cli(STUDY + list(extra) + ["--tracking-uri", uri], cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout)
     if parent_id is not None:
@@ -141,16 +143,21 @@ def test_two_identical_studies_at_once(tmp_path):
     assert len(versions) == len(json.loads(out)["subsets"])
 
 
-def _full_tmpdir(tmp_path: Path, uri: str, db: Path) -> tuple[int, str, str]:
-    """TMPDIR is a 150 KB tmpfs: it fills while the study writes its analysis, after the trials."""
-    small = tmp_path / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(small)], check=True)
-    try:
-        proc = run_cli(STUDY + ["--tracking-uri", uri], cwd=tmp_path, env_extra={"TMPDIR": str(small)})
-    finally:
-        subprocess.run(["umount", "-l", str(small)], check=True)
-    return proc.returncode, proc.stdout, proc.stderr
+def _full_tmpdir(size: str, extra: list[str] = ()):
+    """TMPDIR is a tmpfs of ``size``. At 300 KB it fills while the first best-fit model is saved
+    (its copy of scal's domain code alone is about 160 KB; MLflow wraps the copy's ENOSPC in a
+    shutil.Error inside an MlflowException); with --no-register and 150 KB, while the study
+    writes its analysis, after the last trial."""
+    def cause(tmp_path: Path, uri: str, db: Path) -> tuple[int, str, str]:
+        small = tmp_path / "small"
+        small.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small)], check=True)
+        try:
+            proc = run_cli(STUDY + list(extra) + ["--tracking-uri", uri], cwd=tmp_path, env_extra={"TMPDIR": str(small)})
+        finally:
+            subprocess.run(["umount", "-l", str(small)], check=True)
+        return proc.returncode, proc.stdout, proc.stderr
+    return cause
 
 
 def _mid_study(tmp_path: Path, uri: str, db: Path, act, prefix: list[str] = ()) -> tuple[int, str, str]:
@@ -187,7 +194,8 @@ def _sigkill(tmp_path: Path, uri: str, db: Path) -> tuple[int, str, str]:
 
 # fault -> (how to cause it, exit code, the error line's phrase or None, the parent run's status after it)
 FAULTS = {
-    "full TMPDIR": (_full_tmpdir, EXIT_FAULT, "no space left on device", "FAILED"),
+    "full TMPDIR at a model": (_full_tmpdir("300k"), EXIT_FAULT, "no space left on device", "FAILED"),
+    "full TMPDIR at the analysis": (_full_tmpdir("150k", NO_REGISTER), EXIT_FAULT, "no space left on device", "FAILED"),
     "read-only store": (_read_only_store, EXIT_FAULT, "cannot be written", "RUNNING"),   # it could not be marked
     "SIGKILL": (_sigkill, -9, None, "RUNNING"),
 }
@@ -210,9 +218,12 @@ def test_a_fault_ends_clean_and_the_same_command_resumes(tmp_path, fault):
     assert MlflowClient(uri, uri).get_run(parent).info.status == status
     before = _trained_ids(uri)
     assert before, "the fault came before any trial: the resume below would prove nothing"
-    s = _resumes_clean(uri, tmp_path, parent, before)
-    if fault == "full TMPDIR":     # it failed after the last trial: nothing is left to train
+    extra = NO_REGISTER if fault == "full TMPDIR at the analysis" else []
+    s = _resumes_clean(uri, tmp_path, parent, before, extra)
+    if fault == "full TMPDIR at the analysis":   # it failed after the last trial: nothing is left to train
         assert s["n_trials"] == 0
+    if fault == "full TMPDIR at a model":        # it failed after the first subset: the rest is trained now
+        assert s["n_trials"] > 0
 
 
 def test_store_file_deleted_mid_study(tmp_path):
