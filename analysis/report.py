@@ -6,8 +6,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from analysis.decision import fmt
 
-def _f(v, fmt: str = ".4g") -> str:
+
+def num(v, fmt: str = ".4g") -> str:
+    """An estimate for a Markdown table: 4 figures, \"-\" where there is none, \"inf\" unbounded."""
     if v is None:
         return "-"
     if isinstance(v, str):
@@ -20,10 +23,17 @@ def _f(v, fmt: str = ".4g") -> str:
     return format(v, fmt)
 
 
-def _interval(iv) -> str:
+def interval(iv) -> str:
     if not iv or iv[0] is None or (isinstance(iv[0], float) and math.isnan(iv[0])):
         return "(no interval)"
-    return f"[{_f(iv[0])}, {_f(iv[1])}]"
+    return f"[{num(iv[0])}, {num(iv[1])}]"
+
+
+def limited_lines(subsets: list[dict[str, Any]]) -> list[str]:
+    """One Markdown bullet per compute-limited subset: why, and whether the fit used it (it does
+    when fewer than 3 points would remain without it, `analysis.regions`)."""
+    return [f"- m = {fmt(float(p['size']))}: compute-limited ({p['compute_limited']})"
+            + ("" if p.get("in_fit") else ", not in the fit") for p in subsets if p.get("compute_limited")]
 
 
 def write_report(out_dir: Path, s: dict[str, Any], images: dict[str, str]) -> Path:
@@ -35,50 +45,49 @@ def write_report(out_dir: Path, s: dict[str, Any], images: dict[str, str]) -> Pa
     if s.get("decision"):
         lines += ["## Decision summary", "", s["decision"], ""]
     lines += ["## Learning curve", "",
-              f"Metric: **{s['metric']}**; best-guess error {_f(s['best_guess_error'])}. "
+              f"Metric: **{s['metric']}**; best-guess error {num(s['best_guess_error'])}. "
               f"Form: **{s['form']}** (requested {s['form_requested']}), fitted on "
-              f"{lc['n_points']} points, log-space RMSE {_f(s['fit_rmse_log'])}.", "",
+              f"{lc['n_points']} points, log-space RMSE {num(s['fit_rmse_log'])}.", "",
               "| parameter | value | 95% interval |", "|---|---|---|"]
     for k, v in lc["params"].items():
-        lines.append(f"| {k} | {_f(v)} | {_interval(lc['intervals'].get(k))} |")
-    lines += ["", f"Floor (error as m -> infinity): {_f(lc['floor'])}.", ""]
+        lines.append(f"| {k} | {num(v)} | {interval(lc['intervals'].get(k))} |")
+    lines += ["", f"Floor (error as m -> infinity): {num(lc['floor'])}.", ""]
     if s["holdout"]:
         lines += [f"Held-out check: each form fitted without the {s['holdout']} largest fitted subset(s), "
                   "scored by RMSE of log error on them (lower is better).", "",
                   "| form | held-out RMSE (log) |", "|---|---|"]
         for k, v in s["holdout_rmse_log_by_form"].items():
             mark = " (chosen)" if k == s["form"] else ""
-            lines.append(f"| {k}{mark} | {_f(v)} |")
+            lines.append(f"| {k}{mark} | {num(v)} |")
         for k, why in s["skipped_forms"].items():
             lines.append(f"| {k} | not a candidate: {why} |")
         lines.append("")
     reg = s["regions"]
     lines += ["## Regions", "",
-              f"- small-data region up to m = {_f(reg['small_data_until'])} (error within 5% of the best guess)",
-              f"- power law from m = {_f(reg['power_law_from'])}",
-              f"- irreducible region from m = {_f(reg['irreducible_from'])} {_interval(reg['irreducible_interval'])}"
+              f"- small-data region up to m = {num(reg['small_data_until'])} (error within 5% of the best guess)",
+              f"- power law from m = {num(reg['power_law_from'])}",
+              f"- irreducible region from m = {num(reg['irreducible_from'])} {interval(reg['irreducible_interval'])}"
               " (where the floor is at least 90% of the fitted error)", ""]
     lines += ["## Model size", "",
-              f"s(m) = {_f(s['sigma'])} * m^{_f(s['beta_p'], '.3f')}, beta_p 95% {_interval(s['beta_p_interval'])}: "
+              f"s(m) = {num(s['sigma'])} * m^{num(s['beta_p'], '.3f')}, beta_p 95% {interval(s['beta_p_interval'])}: "
               + ("**sublinear** (the whole interval is below 1)." if s["sublinear"] else
                  "not shown to be sublinear (the interval reaches 1 or more)."), ""]
     plan = s.get("planning", {})
     if plan.get("predictions"):
         lines += ["## Predictions", "", "| m | predicted error | 90% predictive interval |", "|---|---|---|"]
         for p in plan["predictions"]:
-            lines.append(f"| {_f(p['m'])} | {_f(p['value'])} | [{_f(p['low'])}, {_f(p['high'])}] |")
+            lines.append(f"| {num(p['m'])} | {num(p['value'])} | [{num(p['low'])}, {num(p['high'])}] |")
         lines.append("")
     if plan.get("target"):
         d = plan["target"]["data"]
-        lines += [f"Data for error {_f(d['target_error'])}: " +
-                  (f"m = {_f(d['m'])} [{_f(d['low'])}, {_f(d['high'])}]" if d["reachable"] else d["note"]), ""]
+        lines += [f"Data for error {num(d['target_error'])}: " +
+                  (f"m = {num(d['m'])} [{num(d['low'])}, {num(d['high'])}]" if d["reachable"] else d["note"]), ""]
     if s.get("backtest"):
         lines += _backtest_lines(s["backtest"])
     lines += ["## Best-fit points", "", "```", s.get("table", ""), "```", ""]
-    limited = [p for p in s.get("subsets", []) if p.get("compute_limited")]
+    limited = limited_lines(s.get("subsets", []))
     if limited:
-        lines += ["Compute-limited subsets (left out of the fit: their error is an upper bound):", ""]
-        lines += [f"- m = {_f(p['size'])}: {p['compute_limited']}" for p in limited] + [""]
+        lines += ["Compute-limited subsets (their error is an upper bound):", ""] + limited + [""]
     lines += ["## Plots", ""] + [f"### {title}\n\n![{title}]({name})\n" for title, name in images.items()]
     path = Path(out_dir) / "report.md"
     path.write_text("\n".join(lines))
@@ -96,6 +105,6 @@ def _backtest_lines(bt: dict[str, Any]) -> list[str]:
             continue
         for p in rec.get("points", []):
             rel = "-" if p["rel_error"] is None else f"{100 * p['rel_error']:+.1f}%"
-            lines.append(f"| {name} | {_f(p['x'])} | {_f(p['observed'])} | {_f(p['predicted'])} | "
-                         f"[{_f(p['low'])}, {_f(p['high'])}] | {rel} | {'yes' if p['inside'] else 'no'} |")
+            lines.append(f"| {name} | {num(p['x'])} | {num(p['observed'])} | {num(p['predicted'])} | "
+                         f"[{num(p['low'])}, {num(p['high'])}] | {rel} | {'yes' if p['inside'] else 'no'} |")
     return lines + [""]

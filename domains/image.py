@@ -307,6 +307,7 @@ class ImageDomain:
 
     name = "image"
     units = ("images",)
+    default_data = EMBEDDED
     size_knobs = ("width", "layers")   # layers: residual blocks per stage (the depth knob)
     grow_knob = "width"
 

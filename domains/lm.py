@@ -211,6 +211,7 @@ class LanguageModelDomain:
 
     name = "lm"
     units = ("char", "word")
+    default_data = corpora.SHAKESPEARE
     size_knobs = ("width", "layers")
     grow_knob = "width"
 

@@ -447,6 +447,7 @@ class TranslationDomain:
 
     name = "nmt"
     units = ("tokens",)
+    default_data = EMBEDDED
     size_knobs = ("width", "layers")
     grow_knob = "width"
 

@@ -200,6 +200,7 @@ class Domain(Protocol):
 
     name: str
     units: tuple[str, ...]
+    default_data: str   # what load() reads without --data: a file in domains/data, or "synthetic:NAME"
     size_knobs: tuple[str, ...]
     grow_knob: str
 

@@ -173,6 +173,7 @@ class SpeechDomain:
 
     name = "speech"
     units = ("utterances",)
+    default_data = "synthetic:digits"
     size_knobs = ("width", "layers")   # width: GRU units per direction; layers: BiGRU layers
     grow_knob = "width"
     # Uses of each weight per utterance (`train_flops`): 1.2 s of digits at 30 ms a step.

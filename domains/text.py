@@ -44,9 +44,12 @@ def tokenize_words(text: str) -> list[str]:
     return WORD_RE.findall(text)
 
 
+SHAKESPEARE = "shakespeare.jsonl.gz"   # in domains/data
+
+
 def shakespeare() -> Corpus:
     """The 38 plays shipped in ``domains/data/shakespeare.jsonl.gz`` (see its README)."""
-    path = resources.files("domains.data").joinpath("shakespeare.jsonl.gz")
+    path = resources.files("domains.data").joinpath(SHAKESPEARE)
     with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as fh:
         plays = {rec["title"]: rec["text"] for rec in map(json.loads, fh)}
     missing = [t for t in VALIDATION_PLAYS + TEST_PLAYS if t not in plays]

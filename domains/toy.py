@@ -144,6 +144,7 @@ class ToyDomain:
 
     name = "toy"
     units = ("examples",)
+    default_data = "synthetic:toy"
     size_knobs = ("width", "layers")
     grow_knob = "width"
 

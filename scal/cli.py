@@ -71,13 +71,9 @@ SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 
 def _version(value: bool) -> None:
     if value:
-        from importlib import metadata
+        from scal.provenance import scal_version
 
-        try:
-            version = metadata.version("scal-scaling")
-        except metadata.PackageNotFoundError:     # run from a checkout that was never installed
-            from scal import __version__ as version
-        typer.echo(f"scal {version}")
+        typer.echo(f"scal {scal_version()}")
         raise typer.Exit()
 
 

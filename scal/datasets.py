@@ -40,12 +40,6 @@ from scal import keys
 
 DIGEST_CHARS = 16   # MLflow stores at most 36; 16 hex digits like a trial hash
 
-# What each domain reads without --data: a file shipped in domains/data, or data it makes itself.
-DEFAULT_DATA = {
-    "toy": "synthetic:toy", "lm": "shakespeare.jsonl.gz", "image": "fashion_mnist_small.npz",
-    "nmt": "bible_en_es.tsv.gz", "speech": "synthetic:digits", "speech_attn": "synthetic:digits",
-}
-
 CONTEXT_TRIAL = "training"   # `keys.DATA_CONTEXT` of a trial's subset
 CONTEXT_POOL = "pool"        # ... of a study's whole pool
 
@@ -98,10 +92,11 @@ def _feed(h, obj: Any) -> None:
         h.update(f"<{type(obj).__module__}.{type(obj).__qualname__}>".encode())
 
 
-def data_source(domain: str, data: str | None) -> DatasetSource:
-    """Where the pool comes from: ``--data`` as given (a path, or a ``synthetic:`` name), else the domain's default."""
-    name = data or DEFAULT_DATA.get(domain, f"{domain}:default")
-    if name.startswith("synthetic:") or name.endswith(":default"):
+def data_source(domain: str, default_data: str, data: str | None) -> DatasetSource:
+    """Where the pool comes from: ``--data`` as given (a path, or a ``synthetic:`` name), else the
+    domain's ``default_data`` (`domains.protocol.Domain`)."""
+    name = data or default_data
+    if name.startswith("synthetic:"):
         return CodeDatasetSource({"data": name, "made_by": f"domains.{domain}"})
     if data is None:   # a file shipped in the domains.data package
         return LocalArtifactDatasetSource(str(Path(str(resources.files("domains.data").joinpath(name))).resolve()))
@@ -116,8 +111,9 @@ class UnitsDataset(Dataset):
         self._profile = profile
         super().__init__(source=source, name=name, digest=digest)
 
-    def _compute_digest(self) -> str:   # always given: the content digests above
-        raise NotImplementedError
+    def _compute_digest(self) -> str:
+        # MLflow calls this only when no digest is given; ours always is (the content digests above).
+        raise TypeError("a UnitsDataset is built with its content digest")
 
     @property
     def profile(self) -> dict[str, Any]:
@@ -147,9 +143,11 @@ class StudyData:
     _subsets: dict[int, UnitsDataset] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, domain: str, unit: str, data_arg: str | None, data: Any, plan) -> "StudyData":
-        """``data``: the loaded `domains.protocol.DomainData`, read from ``data_arg`` (``--data``)."""
-        return cls(domain, unit, data_source(domain, data_arg), plan, content_digest([domain, unit, data]))
+    def of(cls, domain: Any, unit: str, data_arg: str | None, data: Any, plan) -> "StudyData":
+        """``domain``: the `domains.protocol.Domain`; ``data``: its loaded `DomainData`, read from
+        ``data_arg`` (``--data``)."""
+        return cls(domain.name, unit, data_source(domain.name, domain.default_data, data_arg), plan,
+                   content_digest([domain.name, unit, data]))
 
     def pool(self) -> UnitsDataset:
         sizes = np.asarray(self.plan.chunk_sizes)

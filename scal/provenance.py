@@ -20,11 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]   # the checkout's root when running 
 
 @functools.lru_cache(maxsize=1)   # a directory scan of the installed distributions: once per process
 def scal_version() -> str:
-    """The installed distribution's version, or "unknown" when scal runs from a tree that was never installed."""
+    """The installed distribution's version, or the package's own `scal.__version__` when scal runs
+    from a tree that was never installed."""
     try:
         return metadata.version(DIST)
     except metadata.PackageNotFoundError:
-        return "unknown"
+        from scal import __version__
+
+        return __version__
 
 
 @functools.lru_cache(maxsize=1)   # one process runs one checkout: asked once, not per run

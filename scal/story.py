@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 from analysis.decision import fmt
+from analysis.report import interval, limited_lines, num
 
 
 def experiment_description(domain: str, unit: str, metric: str, metric_about: str, lower_is_better: bool,
@@ -53,17 +53,16 @@ def study_note(s: dict[str, Any]) -> str:
     """A study run's description from its analysis summary (`scal.analyze.analyze_study`)."""
     unit, metric = s.get("unit") or "units", s["metric"]
     lines = ["### Decision", "", s.get("decision") or "(no decision summary)", "", "### Fit", ""]
-    lines.append(f"Learning curve, form **{s['form']}**: beta_g = {_num(s.get('beta_g'))} "
-                 f"{_iv(s.get('beta_g_interval'))}, floor {_num(s.get('gamma'))}"
-                 + (f", held-out RMSE (log) {_num(s['holdout_rmse_log'])}" if s.get("holdout_rmse_log") is not None else "")
+    lines.append(f"Learning curve, form **{s['form']}**: beta_g = {num(s.get('beta_g'))} "
+                 f"{interval(s.get('beta_g_interval'))}, floor {num(s.get('gamma'))}"
+                 + (f", held-out RMSE (log) {num(s['holdout_rmse_log'])}" if s.get("holdout_rmse_log") is not None else "")
                  + ".  ")
-    lines.append(f"Best-fit model size s(m) = {_num(s.get('sigma'))} m^{_num(s.get('beta_p'))} "
-                 f"{_iv(s.get('beta_p_interval'))}" + (" (sublinear)." if s.get("sublinear") else "."))
+    lines.append(f"Best-fit model size s(m) = {num(s.get('sigma'))} m^{num(s.get('beta_p'))} "
+                 f"{interval(s.get('beta_p_interval'))}" + (" (sublinear)." if s.get("sublinear") else "."))
     lines += ["", "### Best-fit points", "", _points_table(s.get("subsets", []), unit, metric)]
-    limited = [p for p in s.get("subsets", []) if p.get("compute_limited")]
+    limited = limited_lines(s.get("subsets", []))
     if limited:
-        lines += [""] + [f"- m = {fmt(float(p['size']))}: compute-limited ({p['compute_limited']})"
-                         + ("" if p.get("in_fit") else ", not in the fit") for p in limited]
+        lines += [""] + limited
     return "\n".join(lines)
 
 
@@ -73,21 +72,9 @@ def _points_table(points: list[dict[str, Any]], unit: str, metric: str) -> str:
     head = [f"m ({unit})", f"{metric} (median)", "seeds", "parameters", *knobs, "lr", "region", "in fit"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in points:
-        cells = [fmt(float(p["size"])), _num(p["val_error"]), str(p.get("n_seeds", "")), fmt(float(p["n_params"])),
-                 *[str(p.get("size_knobs", {}).get(k, "")) for k in knobs], _num(p.get("lr")),
+        cells = [fmt(float(p["size"])), num(p["val_error"]), str(p.get("n_seeds", "")), fmt(float(p["n_params"])),
+                 *[str(p.get("size_knobs", {}).get(k, "")) for k in knobs], num(p.get("lr")),
                  str(p.get("region", "")), "yes" if p.get("in_fit") else "no"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
-
-def _num(v) -> str:
-    """An estimate to 4 figures (`fmt` writes integral values in full, which suits sizes, not estimates)."""
-    if v is None or not math.isfinite(float(v)):
-        return "?"
-    return f"{float(v):.4g}"
-
-
-def _iv(iv) -> str:
-    if not iv or any(v is None for v in iv):
-        return "(no interval)"
-    return f"[{_num(iv[0])}, {_num(iv[1])}]"

@@ -93,7 +93,7 @@ class Prepared:
     @functools.cached_property
     def datasets(self) -> StudyData:
         """The pool's and the subsets' MLflow datasets (the loaded data is hashed once, here)."""
-        return StudyData.of(self.domain.name, self.unit, self.cfg.data, self.data, self.plan)
+        return StudyData.of(self.domain, self.unit, self.cfg.data, self.data, self.plan)
 
     def executor(self, settings: ExecutorSettings | None = None):
         """The executor ``settings`` (default: the study's own) ask for, set up for this study."""

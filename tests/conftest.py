@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def sqlite_uri(directory: Path) -> str:
     return f"sqlite:///{directory / 'mlflow.db'}"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (servers started by tests bind loopback only)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 90, log: Path | None = None) -> None:
+    """Wait until ``url`` answers 200; fail at once if ``proc`` (the server) exits, or after
+    ``timeout_s``, with the tail of its ``log`` when there is one."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            why = f"exited with {proc.returncode}" if proc.poll() is not None else f"did not answer in {timeout_s} s"
+            pytest.fail(f"{url}: the server {why}" + (f":\n{log.read_text()[-3000:]}" if log else ""))
+        time.sleep(0.5)
 
 
 def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

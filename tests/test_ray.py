@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import first_round_watcher, run_cli, sqlite_uri
+from conftest import first_round_watcher, free_port, run_cli, sqlite_uri, wait_http
 from scal import keys
 
 pytestmark = pytest.mark.slow   # every test starts a Ray instance (seconds) and most run a study
@@ -70,7 +69,7 @@ def test_two_node_cluster(tmp_path):
     from scal.study import StudyConfig, run_study
     from search.executor import ExecutorSettings
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", sqlite_uri(tmp_path), "--default-artifact-root", (tmp_path / "artifacts").as_uri()],
@@ -82,7 +81,7 @@ def test_two_node_cluster(tmp_path):
     cluster.add_node(num_cpus=1)
     try:
         uri = f"http://127.0.0.1:{port}"
-        _wait_http(uri, server)
+        wait_http(uri + "/health", server)
         # Trials of a few seconds (lm, larger subsets than smoke's): Tune reuses a warm worker for
         # the next trial, so trials shorter than a new worker's start-up (~2 s) never reach node 2.
         cfg = StudyConfig(domain="lm", unit="char", budget="smoke", tracking_uri=uri, device="cpu", progress=False,
@@ -276,27 +275,6 @@ def test_resume_needs_an_unfinished_study(tmp_path):
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(uri: str, server: subprocess.Popen, timeout_s: float = 90) -> None:
-    import urllib.request
-
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        assert server.poll() is None, "mlflow server exited"
-        try:
-            with urllib.request.urlopen(uri + "/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"no mlflow server at {uri}")
-
-
 def _wait_for_trials(uri: str, proc: subprocess.Popen, at_least: int, timeout_s: float = 240) -> int:
     """Poll the store until ``at_least`` trial runs have finished; returns how many there were."""
     deadline = time.time() + timeout_s

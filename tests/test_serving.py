@@ -20,11 +20,9 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -41,7 +39,7 @@ from domains import serve
 from domains.protocol import TrialSpec
 from scal import keys, registry
 from scal.names import artifact_location, model_name
-from conftest import ROOT, sqlite_uri
+from conftest import ROOT, free_port, sqlite_uri, wait_http
 
 GENERATE = 24
 
@@ -228,16 +226,10 @@ def test_bad_input_is_a_clear_error(image_model, bad, message):
 
 # ---- mlflow models serve ----------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(uri: str, name: str, cwd: Path):
     """``mlflow models serve`` of ``models:/<name>@largest`` on a free local port, in its own
     process group (it starts uvicorn under bash; the group is ended as a whole)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}   # uvicorn
     log = open(cwd / f"serve-{port}.log", "w")
@@ -249,17 +241,7 @@ def _serve(uri: str, name: str, cwd: Path):
 
 
 def _wait_ready(proc, port: int, log_path: Path, timeout_s: float = 240) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"mlflow models serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    pytest.fail(f"mlflow models serve did not answer /ping in {timeout_s} s:\n{log_path.read_text()[-3000:]}")
+    wait_http(f"http://127.0.0.1:{port}/ping", proc, timeout_s, log_path)
 
 
 def _invoke(port: int, body: dict) -> dict:

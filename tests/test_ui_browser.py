@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, run_cli, sqlite_uri
+from conftest import ROOT, free_port, run_cli, sqlite_uri, wait_http
 from scal import keys
 
 CHROMIUM = shutil.which("chromium")
@@ -71,12 +70,6 @@ localStorage.setItem('mlflow.workflowType_v1', '"machine_learning"');
 CHILD_NAME = re.compile(r"^m(\d+)-")          # trial runs are named m<subset size>-<knobs>-lr..-s<seed>
 RUN_NAME_CELL = ".ag-pinned-left-cols-container [col-id='attributes.`Run Name`']"
 CHART_CARD = "experiment-view-compare-runs-card"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _copy_store(src_uri: str, dest: Path) -> str:
@@ -124,7 +117,7 @@ def study(toy_study, tmp_path_factory):
 @pytest.fixture(scope="module")
 def ui(study):
     """`scal ui` on the copied store, on a free loopback port; its base URL once it answers."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"      # the server would try to report usage to the internet
     log = open(study["dir"] / "ui.log", "w")
@@ -132,17 +125,7 @@ def ui(study):
                             cwd=study["dir"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(base + "/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                pytest.fail("scal ui did not answer within 90 s:\n" + (study["dir"] / "ui.log").read_text()[-3000:])
-            time.sleep(0.5)
+        wait_http(base + "/health", proc, 90, study["dir"] / "ui.log")
         yield base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
