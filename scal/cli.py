@@ -66,6 +66,8 @@ N_BOOT_HELP = "bootstrap resamples for the intervals"
 JSON_HELP = "print one JSON object on stdout (schema in docs/cli.md); the rest goes to stderr"
 VERBOSE_HELP = "debug logging (MLflow's failed SQL statements included)"
 QUIET_HELP = "no progress and no log lines: only the results and errors"
+POOL_HELP = ("training pool of generated data, in the unit (toy: examples, default 32,768; speech: synthetic "
+             "utterances, default 8,192); not with --data")
 SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 
 
@@ -249,9 +251,7 @@ def study(
     unit: Optional[str] = typer.Option(None, help=UNIT_HELP),
     budget: str = typer.Option("quick", help=BUDGET_HELP),
     data: Optional[str] = typer.Option(None, help=DATA_HELP),
-    pool_size: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER",
-                                            help="training pool of generated data, in the unit (toy: examples, default "
-                                                 "32,768; speech: synthetic utterances, default 8,192); not with --data"),
+    pool_size: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER", help=POOL_HELP),
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment (study) name; default scal-<domain>-<unit>"),
     tracking_uri: Optional[str] = typer.Option(None, help=STORE_HELP),
     seed: int = typer.Option(0, help=SEED_HELP),
@@ -713,6 +713,7 @@ def search_size(
     subset_size: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER",
                                               help="one subset size; default: every subset of the plan"),
     data: Optional[str] = typer.Option(None, help=DATA_HELP),
+    pool_size: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER", help=POOL_HELP),
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment name; default scal-<domain>-<unit>-search-size"),
     tracking_uri: Optional[str] = typer.Option(None, help=STORE_HELP),
     seed: int = typer.Option(0, help=SEED_HELP),
@@ -733,8 +734,9 @@ def search_size(
         from scal.sizes import search_sizes
         from scal.study import StudyConfig
 
-        cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), experiment=_none(experiment),
-                          tracking_uri=uri, seed=seed, device=device, overfit_ratio=overfit_ratio, progress=not quiet,
+        cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), pool_size=pool_size,
+                          experiment=_none(experiment), tracking_uri=uri, seed=seed, device=device,
+                          overfit_ratio=overfit_ratio, progress=not quiet,
                           executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, None))
         result = search_sizes(cfg, subset_size)
         rows = [f"{'m':>10} {'width':>6} {'n_params':>10} {'overfits':>8}  probes"]
@@ -757,6 +759,7 @@ def train(
     seed: int = typer.Option(0, help=SEED_HELP),
     max_steps: Optional[int] = typer.Option(None, help="optimizer steps cap; default from budget"),
     data: Optional[str] = typer.Option(None, help=DATA_HELP),
+    pool_size: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER", help=POOL_HELP),
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment name; default scal-<domain>-<unit>-trials"),
     tracking_uri: Optional[str] = typer.Option(None, help=STORE_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
@@ -771,7 +774,7 @@ def train(
         from scal.sizes import train_one
         from scal.study import StudyConfig
 
-        cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, experiment=experiment,
+        cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, pool_size=pool_size, experiment=experiment,
                           tracking_uri=uri, seed=seed, device=device, max_steps=max_steps, progress=not quiet)
         result = train_one(cfg, subset_size, {"width": width, "layers": layers}, lr)
         print(" ".join(f"{k}={v}" for k, v in result.items()), file=out)

@@ -120,6 +120,12 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         exc = exc.__cause__ or exc.__context__
 
 
+def _not_writable(uri: str) -> bool:
+    """The sqlite store's file, or the folder its journal is made in, exists and cannot be written."""
+    db = sqlite_path(uri)
+    return db is not None and db.exists() and not (os.access(db, os.W_OK) and os.access(db.parent, os.W_OK))
+
+
 def describe(exc: BaseException, uri: str, store: StoreFile | None = None) -> str | None:
     """One line for a fault from outside (the store's file gone or read-only, a full disk), or
     None when ``exc`` is not one."""
@@ -141,5 +147,10 @@ def describe(exc: BaseException, uri: str, store: StoreFile | None = None) -> st
         if isinstance(e, sqlite3.Error) or "sqlite3." in text:
             for needle, what in _STORE_TEXTS.items():
                 if needle in text:
+                    if _not_writable(uri):
+                        # SQLite's own word depends on where the write stopped: a store whose file
+                        # or folder went read-only reports "readonly database" or, when the journal
+                        # could not be made beside it, "disk I/O error". Name the cause the user can fix.
+                        what = _STORE_TEXTS["readonly database"]
                     return f"the MLflow store {uri} {what}; {keep} once it is writable"
     return None

@@ -69,7 +69,8 @@ def train_one(cfg: StudyConfig, subset_size: int | None, knobs: Mapping[str, int
     name = cfg.experiment or f"{p.study}-trials"
     checks.check_study_name(name, cfg.tracking_uri)
     tracker = StudyTracker(name, open_client(checks.store_uri(cfg.tracking_uri)))
-    # One trial gains nothing from a cluster: local unless --executor ray is asked for.
+    # One trial gains nothing from a cluster: local unless the config asks for Ray (cfg.executor;
+    # the CLI's `train` has no --executor and always trains here).
     settings = cfg.executor if cfg.executor.kind == "ray" else replace(cfg.executor, kind="local")
     executor = p.executor(settings)
     trials = TrackedTrials(p, tracker, Progress(1, p.domain.metric(p.unit).name, enabled=cfg.progress), executor)

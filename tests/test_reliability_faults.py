@@ -232,3 +232,35 @@ def test_store_file_deleted_mid_study(tmp_path):
     returncode, out, err = _mid_study(tmp_path, sqlite_uri(tmp_path), db, lambda proc: db.unlink())
     assert returncode == EXIT_FAULT and out == ""
     _one_error_line(err, "was deleted or moved")
+
+
+_DESCRIBE = """
+import json, sqlite3, sys
+from pathlib import Path
+from scal.faults import describe
+db = Path(sys.argv[1]) / "mlflow.db"
+sqlite3.connect(db).execute("create table t(a)")
+uri = f"sqlite:///{db}"
+said = lambda text: describe(sqlite3.OperationalError(text), uri)
+out = {"writable": said("disk I/O error")}
+db.parent.chmod(0o555)
+try:
+    out["read-only"] = [said("attempt to write a readonly database"), said("disk I/O error")]
+finally:
+    db.parent.chmod(0o755)
+print(json.dumps(out))
+"""
+
+
+@needs_root
+def test_a_read_only_store_is_named_so_whatever_sqlite_calls_the_failed_write(tmp_path):
+    """For a store whose folder went read-only SQLite says "readonly database" or, when it could
+    not make its journal there, "disk I/O error" (CI met both for the same fault): the line names
+    the cause the user can fix either way, and a disk I/O error on a writable store stays one."""
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    proc = subprocess.run([*drop, sys.executable, "-c", _DESCRIBE, str(tmp_path)], capture_output=True, text=True,
+                          env=_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert "failed with a disk I/O error" in out["writable"]
+    assert all("cannot be written (read-only" in line for line in out["read-only"]), out

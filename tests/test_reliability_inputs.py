@@ -114,6 +114,9 @@ CASES = [
     (IN_PROCESS, [*TRAIN, "--lr", "-0.1"], "--lr must be a positive finite number"),
     (IN_PROCESS, [*TRAIN, "--lr", "nan"], "--lr must be a positive finite number"),
     (IN_PROCESS, [*TRAIN, "--subset-size", "0"], "--subset-size must be at least 1"),
+    (IN_PROCESS, [*TRAIN, "--pool-size", "0"], "--pool-size must be at least 1, got 0"),
+    (PROCESS, ["search-size", "--domain", "lm", "--tracking-uri", "{uri}", "--pool-size", "100"],
+     "--pool-size sizes generated data; domain lm reads its data"),
 ]
 
 

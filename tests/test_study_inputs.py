@@ -4,9 +4,11 @@ other code is not continued by this one. (Bad values of the options: test_reliab
 
 from __future__ import annotations
 
+import json
+
 from mlflow.tracking import MlflowClient
 
-from conftest import sqlite_uri
+from conftest import run_cli, sqlite_uri
 from scal import keys
 from scal.provenance import scal_version
 from scal.study import StudyConfig, _study_params, fingerprint, prepare
@@ -46,3 +48,20 @@ def test_pool_size_is_a_logged_parameter_and_in_the_fingerprint(tmp_path):
     assert default["study.pool_size"] == 32768 and small["study.pool_size"] == 1024
     assert fingerprint(default) != fingerprint(small)
     assert not (tmp_path / "mlflow.db").exists()                          # preparing writes nothing
+
+
+def test_one_trial_takes_the_pool_size_too(tmp_path):
+    """`scal train` (and `search-size`, through the same `prepare`) accept ``--pool-size``: the
+    trial's subset is drawn from that pool, which its dataset input's digest records."""
+    uri = sqlite_uri(tmp_path)
+    digests = {}
+    for pool in ("1024", None):
+        extra = ["--pool-size", pool] if pool else []
+        proc = run_cli(["train", "--domain", "toy", "--budget", "smoke", "--tracking-uri", uri, "--json", *extra],
+                       cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        run = MlflowClient(uri, uri).get_run(json.loads(proc.stdout)["run_id"])
+        (inp,) = run.inputs.dataset_inputs
+        assert inp.dataset.name == "toy-examples-64"
+        digests[pool] = inp.dataset.digest
+    assert digests["1024"] != digests[None]
