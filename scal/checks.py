@@ -101,16 +101,24 @@ def _check_folder(uri: str, create: bool) -> None:
     _check_writable_dir(folder.parent, f"cannot create the file store {folder}")
 
 
+def cannot_create_in(folder: Path) -> OSError | None:
+    """Why no file can be created in ``folder`` (an existing folder), or None when one can.
+
+    os.access says yes to root everywhere (/proc included): only creating a file tells. The
+    probe has no name on Linux (O_TMPFILE) and is gone when closed."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as exc:
+        return exc
+
+
 def _check_writable_dir(folder: Path, what: str) -> None:
     if not folder.is_dir():
         raise StoreError(f"{what}: the folder {folder} does not exist")
-    # os.access says yes to root everywhere (/proc included): only creating a file tells. The
-    # probe has no name on Linux (O_TMPFILE) and is gone when closed.
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise StoreError(f"{what}: no file can be created in {folder} ({exc.strerror or exc})") from None
+    exc = cannot_create_in(folder)
+    if exc is not None:
+        raise StoreError(f"{what}: no file can be created in {folder} ({exc.strerror or exc})")
 
 
 def _check_server(uri: str) -> None:

@@ -28,7 +28,7 @@ from typing import Iterator
 
 from filelock import FileLock, Timeout
 
-from scal.checks import sqlite_path
+from scal.checks import cannot_create_in, sqlite_path
 
 EXIT_FAULT = 3      # the CLI's exit code for a fault (bad input is 2, Ctrl-C 130)
 
@@ -123,7 +123,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def _not_writable(uri: str) -> bool:
     """The sqlite store's file, or the folder its journal is made in, exists and cannot be written."""
     db = sqlite_path(uri)
-    return db is not None and db.exists() and not (os.access(db, os.W_OK) and os.access(db.parent, os.W_OK))
+    return db is not None and db.exists() and (not os.access(db, os.W_OK) or cannot_create_in(db.parent) is not None)
 
 
 def describe(exc: BaseException, uri: str, store: StoreFile | None = None) -> str | None:

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.slow   # fault injection: whole studies killed, starved
 STUDY = ["study", "--domain", "toy", "--budget", "smoke", "--json", "--executor", "local"]
 NO_REGISTER = ["--no-register"]
 
+# a driver without root's DAC override obeys file modes as any user does
+DROP_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs / drops root's capabilities: needs root")
 
 
@@ -179,9 +181,8 @@ def _read_only_store(tmp_path: Path, uri: str, db: Path) -> tuple[int, str, str]
         db.chmod(0o444)
         db.parent.chmod(0o555)
 
-    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
     try:
-        return _mid_study(tmp_path, uri, db, read_only, prefix=drop)
+        return _mid_study(tmp_path, uri, db, read_only, prefix=DROP_DAC)
     finally:
         db.parent.chmod(0o755)
         db.chmod(0o644)
@@ -257,8 +258,7 @@ def test_a_read_only_store_is_named_so_whatever_sqlite_calls_the_failed_write(tm
     """For a store whose folder went read-only SQLite says "readonly database" or, when it could
     not make its journal there, "disk I/O error" (CI met both for the same fault): the line names
     the cause the user can fix either way, and a disk I/O error on a writable store stays one."""
-    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
-    proc = subprocess.run([*drop, sys.executable, "-c", _DESCRIBE, str(tmp_path)], capture_output=True, text=True,
+    proc = subprocess.run([*DROP_DAC, sys.executable, "-c", _DESCRIBE, str(tmp_path)], capture_output=True, text=True,
                           env=_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
