@@ -21,6 +21,16 @@ a = a_c + alpha * mean(log N) maps back.
 Intervals: a nonparametric bootstrap over the (N, D, L) rows, each resample refitted from the
 point estimate and the two next-best local optima of the full fit; 95% percentile intervals of
 E, A, B, alpha, beta, of the allocation exponents and of the optimum at each compute budget.
+Each refit keeps the rows it was drawn from (``SurfaceFit.boot_rows``), so a quantity measured on
+the same rows (a study's cost per cell, `analysis.surface_cost`) is refitted on the same resample.
+
+Predictive interval for a NEW measurement at (N, D) (`SurfaceFit.interval`, ``--predict``,
+``--backtest``): in log space a new measurement is log y = log L(N, D) + (error of the surface) +
+(noise). The surface's error is drawn from the bootstrap refits, log L_b(N, D); the noise from the
+fit's own log residuals, e_i = (log L_i - log L_hat_i) * sqrt(n / (n - 5)) (the factor undoes the
+shrinking of residuals by the five fitted parameters), so a skewed or heavy-tailed scatter keeps
+its shape. The interval is the (1 -+ level) / 2 percentiles of every sum log L_b + e_i (B refits x
+n residuals, no random draws), as `analysis.fit.CurveFit.interval` does for a learning curve.
 
 Compute-optimal allocation for a budget C = k N D (k: FLOPs per parameter per unit of data, 6 for
 a dense net, ``domain.train_flops(1, 1)`` for a study): minimise E + A N**-alpha + B D**-beta on
@@ -47,7 +57,7 @@ from scipy.optimize import minimize
 from scipy.special import huber
 from threadpoolctl import threadpool_limits
 
-from analysis.fit import FitError, percentiles
+from analysis.fit import DEFAULT_LEVEL, FitError, check_level, percentiles
 from analysis.jsonsafe import json_number
 
 log = logging.getLogger(__name__)
@@ -116,10 +126,37 @@ class SurfaceFit:
     n_boot: int
     ci: float = 0.95
     boot_params: tuple[dict[str, float], ...] = field(default=(), repr=False, compare=False)
+    # The rows (indices into the fitted points) each bootstrap refit was drawn from, in the order
+    # of boot_params, and the fit's log residuals log L_i - log L_hat_i: the predictive interval's noise.
+    boot_rows: tuple[np.ndarray, ...] = field(default=(), repr=False, compare=False)
+    residuals_log: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     def predict(self, n_params, data) -> np.ndarray:
         """L(N, D) at the given points (broadcast)."""
         return loss_at(self.params, n_params, data)
+
+    def interval(self, n_params, data, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive interval (low, high) for a NEW measurement at (N, D), covering it with
+        probability ``level``: percentiles of log L_b(N, D) + e_i over the bootstrap refits b and
+        the dof-corrected log residuals e_i (module docstring); (nan, nan) without a bootstrap."""
+        check_level(level)
+        n = np.asarray(n_params, dtype=float)
+        d = np.asarray(data, dtype=float)
+        n, d = np.broadcast_arrays(n, d)
+        r = np.asarray(self.residuals_log, dtype=float)
+        if not self.boot_params or r.size == 0:
+            nan = np.full(n.shape, np.nan)
+            return nan, nan.copy()
+        noise = r * math.sqrt(r.size / max(r.size - len(PARAMS), 1))
+        with np.errstate(all="ignore"):
+            log_surfaces = np.log(np.stack([loss_at(q, n.ravel(), d.ravel()) for q in self.boot_params]))  # (B, m)
+        samples = log_surfaces[:, :, None] + noise[None, None, :]                                      # (B, m, n)
+        samples = np.moveaxis(samples, 1, 0).reshape(n.size, -1)
+        lo_pct, hi_pct = percentiles(level)
+        with np.errstate(all="ignore"):
+            low = np.exp(np.nanpercentile(samples, lo_pct, axis=1))
+            high = np.exp(np.nanpercentile(samples, hi_pct, axis=1))
+        return low.reshape(n.shape), high.reshape(n.shape)
 
     def optimum(self, compute: float) -> Optimum:
         """N_opt, D_opt and L there for the budget ``compute`` (FLOPs), with bootstrap intervals."""
@@ -248,25 +285,28 @@ def _fit(n: np.ndarray, d: np.ndarray, y: np.ndarray, computes: Sequence[float],
             break
         if all(np.max(np.abs(t - u)) > DISTINCT_OPTIMUM for u in boot_starts):
             boot_starts.append(t)
-    boots = []
+    boots, rows = [], []
     for idx in _resamples(n, d, n_boot, seed):
         try:
             best = _local_optima(x_c[idx], y_c[idx], log_l[idx], boot_starts, frame.bounds())[0][1]
         except FitError:
             continue
         boots.append(frame.public(best))
+        rows.append(idx)
     if n_boot and len(boots) < n_boot:
         log.warning("surface bootstrap: %d of %d refits succeeded", len(boots), n_boot)
     intervals = {k: percentile_interval([q[k] for q in boots], ci) for k in PARAMS}
     a, b = allocation_exponents(params)
     boot_ab = [allocation_exponents(q) for q in boots]
     pred = loss_at(params, n, d)
-    rmse = float(np.sqrt(np.mean((np.log(pred) - log_l) ** 2)))
+    residuals = log_l - np.log(pred)
+    rmse = float(np.sqrt(np.mean(residuals ** 2)))
     optimal = tuple(optimum_at(params, boots, c, flops_per_param_unit, ci) for c in computes)
     return SurfaceFit(params, intervals, a, percentile_interval([v[0] for v in boot_ab], ci), b,
                       percentile_interval([v[1] for v in boot_ab], ci), int(n.size), optimal,
                       float(flops_per_param_unit), rmse, (float(n.min()), float(n.max())),
-                      (float(d.min()), float(d.max())), len(boots), ci, tuple(boots))
+                      (float(d.min()), float(d.max())), len(boots), ci, tuple(boots), tuple(rows),
+                      tuple(float(v) for v in residuals))
 
 
 def validate_points(n_params, data, loss) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,5 +1,6 @@
-"""The loss surface as a picture: iso-loss contours of the fitted L(N, D) on log axes, the trials
-coloured by their observed loss on the same colour scale, and the compute-optimal frontier.
+"""The loss surface as a picture: iso-loss contours of the fitted L(N, D) on log axes, the points it
+was fitted to (a study's tuned cells, a CSV's rows) coloured by their observed loss on the same
+colour scale, and the compute-optimal frontier.
 
 One PNG per call, the figure closed afterwards (as in `analysis.plots`).
 """
@@ -32,7 +33,7 @@ FIGSIZE_IN = (6.8, 5.2)
 
 
 def plot_surface(n_params, data, loss, fit: SurfaceFit, path, metric_label: str = "loss",
-                 data_label: str = "data D", title: str = "") -> Path:
+                 data_label: str = "data D", title: str = "", points_label: str = "points") -> Path:
     """Contours of ``fit`` over (N, D), the points (n_params, data) coloured by ``loss``, the
     frontier (N_opt(C), D_opt(C)) for C from the points' smallest k N D / FRONTIER_EXTEND_FACTOR to
     their largest times it, and the optimum at each of the fit's requested budgets."""
@@ -58,7 +59,7 @@ def plot_surface(n_params, data, loss, fit: SurfaceFit, path, metric_label: str 
         cs = ax.contour(nn, dd, z, levels=levels, cmap="viridis", norm=norm, linewidths=1.0)
         ax.clabel(cs, fmt=lambda v: f"{v:.3g}", fontsize="x-small")
         sc = ax.scatter(n, d, c=y, cmap="viridis", norm=norm, edgecolors="k", linewidths=0.5, s=30, zorder=3,
-                        label=f"trials ({n.size})")
+                        label=f"{points_label} ({n.size})")
         fig.colorbar(sc, ax=ax, label=metric_label)
         if np.all(np.isfinite(n_opt)):
             ax.plot(n_opt, d_opt, "-", color="C3", linewidth=2,

@@ -166,6 +166,17 @@ class TrialResult:
         return self.status == "ok"
 
 
+def trained_flops(domain: "Domain", n_params: float, epochs: float, subset_size: float) -> float:
+    """The FLOPs a trial trained: the domain's ``train_flops`` over every unit it processed,
+
+        units = epochs x subset_size,   epochs = optimizer steps / steps per pass over the subset,
+
+    so every step counts, the last partial pass included (a trial takes many passes, not the one
+    that C = k N D assumes). The one rule for it: logged per trial (`scal.tracking`) and, for a
+    store written before that, applied to the logged epochs when it is read (`scal.reader`)."""
+    return float(domain.train_flops(float(n_params), float(epochs) * float(subset_size)))
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """The fitted metric of a domain/unit: its name (an MLflow metric key) and what it measures."""

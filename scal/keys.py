@@ -64,6 +64,8 @@ M_BEST_STEP = "best_step"
 M_EPOCHS = "epochs"
 BEST_EXTRA_PREFIX = "best_"       # + a domain's further metric at the min_val_error round: best_val_top5_error
 M_ROUNDS = "rounds"                # validation rounds logged (the length of val_error's history)
+M_TRAIN_FLOPS = "train_flops"      # FLOPs the trial trained, every step: domain.train_flops(n_params, epochs x subset_size)
+                                   # (`domains.protocol.trained_flops`); a reference run repeats its trial's
 
 # --- study (parent run) metrics: step = subset size m, so MLflow's chart is the curve ---------
 M_BEST_VAL_ERROR = "best_val_error"        # learning curve eps(m)

@@ -19,7 +19,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from domains.protocol import TrainSettings
+from domains.protocol import TrainSettings, trained_flops
 from scal import keys
 from search import bestfit
 
@@ -100,7 +100,7 @@ def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
     size_cols = sorted(c for c in grid.columns if c.startswith(f"params.{keys.P_SIZE_PREFIX}"))
     rows = []
     for size, sub in grid.groupby(f"params.{keys.P_SUBSET_SIZE}"):
-        records = _records(sub, size_cols)
+        records = trial_records(sub, size_cols)
         best = bestfit.choose(records)
         for summary in bestfit.summarize(records):
             counted = summary.counted
@@ -123,7 +123,7 @@ def config_scores(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _records(sub: pd.DataFrame, size_cols: list[str]) -> list[bestfit.TrialRecord]:
+def trial_records(sub: pd.DataFrame, size_cols: list[str]) -> list[bestfit.TrialRecord]:
     """A subset's grid runs as the rule's records; a configuration is its size knobs and lr as logged."""
     err, n_params = f"metrics.{keys.M_MIN_VAL_ERROR}", f"params.{keys.P_N_PARAMS}"
     out = []
@@ -166,6 +166,28 @@ def _median(col: str, counted) -> float:
     vals = [pd.to_numeric(r.ref.get(col), errors="coerce") for r in counted]
     vals = [float(v) for v in vals if pd.notna(v)]
     return float(np.median(vals)) if vals else float("nan")
+
+
+def trial_flops(trials: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each trial's training FLOPs, and whether that number was estimated here: the logged metric
+    ``train_flops`` (`domains.protocol.trained_flops`, every step); for a run of a store written
+    before scal logged it, the same rule applied to its logged epochs, n_params and subset size
+    (estimated). NaN where neither is there (a failed trial)."""
+    import domains   # the registry: each trial's own domain's train_flops
+
+    col = f"metrics.{keys.M_TRAIN_FLOPS}"
+    logged = pd.to_numeric(trials[col], errors="coerce") if col in trials else pd.Series(np.nan, index=trials.index)
+    estimated = pd.Series(False, index=trials.index)
+    flops = logged.astype(float).copy()
+    for i in trials.index[logged.isna()]:
+        row = trials.loc[i]
+        vals = [pd.to_numeric(row.get(c), errors="coerce") for c in
+                (f"params.{keys.P_N_PARAMS}", f"metrics.{keys.M_EPOCHS}", f"params.{keys.P_SUBSET_SIZE}")]
+        dom = domains.REGISTRY.get(str(row.get(f"params.{keys.P_DOMAIN}")))
+        if dom is not None and all(pd.notna(v) for v in vals):
+            flops[i] = trained_flops(dom, *(float(v) for v in vals))
+            estimated[i] = True
+    return flops, estimated
 
 
 def best_fit_points(trials: pd.DataFrame) -> pd.DataFrame:

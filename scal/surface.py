@@ -1,20 +1,42 @@
 """The loss surface L(N, D) of a study or of a CSV: the one code path behind ``scal surface`` and the
 surface part of a study's analysis (`analyze_surface`, called from `scal.analyze.analyze_study`).
 
-The fit itself, its plot and the comparison with the model-size curve are pure numerics in
-`analysis.surface`, `analysis.surface_plot` and `analysis.surface_compare`; this module chooses the
-points, the FLOPs factor k and the budgets, and logs the result to MLflow.
+The fit itself, its plot, its predictions and backtest, the comparison with the model-size curve
+and the compute sentence are pure numerics in `analysis.surface`, `analysis.surface_plot`,
+`analysis.surface_backtest`, `analysis.surface_compare` and `analysis.surface_cost`; this module
+chooses the points, the FLOPs factor k and the budgets, and logs the result to MLflow.
 
-A study's points are its trials, read back from MLflow: every trial whose value counts under the
-best-fit rule (`search.bestfit.COUNTED_STATUSES`, finite ``min_val_error``) gives one row
-(N = its parameter count, D = its subset size in the domain's unit, L = its minimum validation
-error); a reference run (tag ``scal.reused_from``) repeats a trial logged elsewhere in the study
-and is left out, so no trial counts twice. k is the domain's ``train_flops(1, 1)``.
+**A study's points are its tuned cells** (`tuned_cells`), not its trials. A cell is one subset
+size and one model size (parameter count); its configurations differ in learning rate (and in
+knobs that keep N). Fitting every trial (every learning rate and seed of the grid, and
+ASHA-stopped upper bounds) made the Huber fit, median-like at delta 1e-3, describe the *typical*
+trial: on a study with a learning-rate grid its loss came out 9-16% high. So each cell gives one
+point, its best configuration under the one best-fit rule (`search.bestfit`), with L = that
+configuration's score (median over its counting seeds):
+
+- only grid trials are scored; a reference run (tag ``scal.reused_from``) is the grid's trial
+  trained elsewhere (an overfitting probe reused as the grid's centre) and counts as that grid
+  trial, once. Overfitting probes (role ``overfit_probe``) never add a point of their own: they
+  enter only where the grid reused one, i.e. where they are that grid configuration;
+- racing's full-seed rule is the subset's, as in `bestfit.choose`: a configuration raced out
+  after its first seed does not compete in its cell (`bestfit.contenders` over the subset);
+- a stopped (ASHA) seed counts in its configuration's median as the rule says, as an upper
+  bound. A cell whose best configuration has no full (``ok``) seed, so whose value is only an
+  upper bound, is left out, unless that configuration is the subset's best fit: then it is the
+  learning curve's point too ("unless it is the best"), and the surface keeps it as the curve does.
+
+**A CSV's rows** that share (N, D) are reduced to the cell's best row (`best_rows`: each row one
+configuration of one seed under the same rule, so the lowest loss); ``all_rows`` keeps every row.
+
+k is the domain's ``train_flops(1, 1)``. A study's record also carries what the decision
+summary's compute sentence needs (`analysis.surface_cost.compute_record`): the FLOPs each tuned
+cell's runs trained (the logged ``train_flops``, `scal.reader.trial_flops`) and the study's total.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +45,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.fit import CurveFit, FitError
+from analysis.fit import DEFAULT_LEVEL, CurveFit, FitError
 from analysis.forms import fit_model_size
 from analysis.surface import FLOPS_PER_PARAM_UNIT, SurfaceFit, fit_surface, validate_points
+from analysis.surface_backtest import backtest_lines, backtest_surface, check_backtest, predictions
 from analysis.surface_compare import ModelSizeComparison, compare_model_size
+from analysis.surface_cost import compute_record, compute_sentence
 from analysis.table import read_table
 from scal import keys
+from search import bestfit
 from search.bestfit import COUNTED_STATUSES
 
 if TYPE_CHECKING:   # mlflow is imported only when a study is read (a CSV's surface starts faster)
@@ -44,30 +69,51 @@ DEFAULT_BUDGET_STRETCH = 10.0
 
 @dataclass(frozen=True)
 class Surface:
-    """A fitted surface with the rows it was fitted to and where they came from."""
+    """A fitted surface with the points it was fitted to, where they came from and how they were
+    chosen (``points_from``: rows read, points kept, what was reduced or left out)."""
 
     fit: SurfaceFit
-    points: pd.DataFrame                 # columns n_params, data, loss
+    points: pd.DataFrame                 # columns n_params, data, loss (a study's: also subset_size, lr, n_seeds, train_flops)
     source: dict[str, Any]               # {"csv": path} or {"tracking_uri", "parent_run_id", "domain", "unit"}
     comparison: ModelSizeComparison | None = None
     comparison_note: str | None = None   # why there is no comparison
+    points_from: dict[str, Any] | None = None
+    n_boot: int = 200                    # as asked for: a backtest refits with the same
+    seed: int = 0
+    compute: dict[str, Any] | None = None   # a study's `analysis.surface_cost.compute_record`
 
     def record(self) -> dict[str, Any]:
-        """``scal surface --json``: the fit's `to_dict` (README schema), the source, the comparison."""
+        """``scal surface --json``: the fit's `to_dict` (docs/cli.md schema), the source, how the
+        points were chosen, the comparison, and a study's compute record."""
         rec = {**self.source, **self.fit.to_dict()}
+        if self.points_from is not None:
+            rec["points_from"] = self.points_from
         if self.comparison is not None:
             rec["model_size_comparison"] = self.comparison.to_dict()
         elif self.comparison_note:
             rec["model_size_comparison"] = {"error": self.comparison_note}
+        if self.compute is not None:
+            rec["compute"] = self.compute
         return rec
+
+    def predict(self, pairs: Sequence[tuple[float, float]], level: float = DEFAULT_LEVEL) -> list[dict]:
+        """``[{n, d, loss, low, high}]`` at each (N, D), with ``level`` predictive intervals."""
+        return predictions(self.fit, pairs, level)
+
+    def backtest(self, level: float = DEFAULT_LEVEL) -> dict[str, Any]:
+        """Refit without the largest-compute eighth of the points and predict it (`analysis.surface_backtest`)."""
+        p = self.points
+        return backtest_surface(p["n_params"], p["data"], p["loss"], self.fit.flops_per_param_unit, self.n_boot,
+                                self.seed, level)
 
     def plot(self, out_dir: str | Path, metric_label: str = "loss") -> Path:
         from analysis.surface_plot import plot_surface   # matplotlib: only when a plot is asked for
 
         unit = self.source.get("unit")
+        kind = (self.points_from or {}).get("kind", "points")
         return plot_surface(self.points["n_params"], self.points["data"], self.points["loss"], self.fit,
                             Path(out_dir) / PLOT_NAME, metric_label=metric_label,
-                            data_label=f"data D ({unit})" if unit else "data D")
+                            data_label=f"data D ({unit})" if unit else "data D", points_label=kind)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,7 +122,9 @@ class Surface:
 
 
 def trial_points(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row (n_params, data, loss) per counting trial of a study (see the module docstring)."""
+    """One row (n_params, data, loss) per counting trial of a study (status ok or stopped, a finite
+    value; a reference run repeats its trial and is left out): what `study_compute` sums. The
+    surface's own points are the tuned cells (`tuned_cells`)."""
     cols = {"n_params": f"params.{keys.P_N_PARAMS}", "data": f"params.{keys.P_SUBSET_SIZE}",
             "loss": f"metrics.{keys.M_MIN_VAL_ERROR}"}
     status, reused = f"tags.{keys.STATUS}", f"tags.{keys.REUSED_FROM}"
@@ -88,6 +136,101 @@ def trial_points(trials: pd.DataFrame) -> pd.DataFrame:
     rows = pd.DataFrame({k: pd.to_numeric(trials.loc[keep, c], errors="coerce") for k, c in cols.items()})
     finite = np.isfinite(rows.to_numpy(float)).all(axis=1)
     return rows[finite].reset_index(drop=True)
+
+
+def tuned_cells(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One point per tuned cell of a study (the module docstring's rule): columns n_params, data,
+    loss, subset_size, lr, n_seeds, n_configs (configurations that competed in the cell) and
+    train_flops (median over the best configuration's full seeds; nan without one); and the
+    counts behind them (``points_from``)."""
+    from scal.reader import trial_flops, trial_records   # the rule's records, as the learning curve reads them
+
+    cols = ["n_params", "data", "loss", "subset_size", "lr", "n_seeds", "n_configs", "train_flops"]
+    role, subset = f"tags.{keys.ROLE}", f"params.{keys.P_SUBSET_SIZE}"
+    counts = {"kind": "tuned cells", "grid_trials": 0, "points": 0, "raced_out_configurations": 0,
+              "upper_bound_cells_left_out": 0}
+    if trials.empty or role not in trials or subset not in trials:
+        return pd.DataFrame(columns=cols), counts
+    grid = trials[trials[role] == keys.ROLE_GRID]
+    counts["grid_trials"] = int(len(grid))
+    if grid.empty:
+        return pd.DataFrame(columns=cols), counts
+    flops, _ = trial_flops(grid)
+    size_cols = sorted(c for c in grid.columns if c.startswith(f"params.{keys.P_SIZE_PREFIX}"))
+    rows = []
+    for size, sub in grid.groupby(subset):
+        records = trial_records(sub, size_cols)
+        summaries = bestfit.summarize(records)
+        compete = bestfit.contenders(summaries)
+        counts["raced_out_configurations"] += len(summaries) - len(compete)
+        subset_best = bestfit.choose(records)
+        cells: dict[int, list[bestfit.ConfigSummary]] = {}
+        for summary in compete:
+            cells.setdefault(summary.n_params, []).append(summary)
+        for n_params, configs in sorted(cells.items()):
+            best = bestfit.choose([r for c in configs for r in c.records]) if n_params > 0 else None
+            if best is None:   # no finite score (every seed failed), or a parameter count nobody reported
+                continue
+            full = [r for r in best.counted if r.status == "ok"]
+            if not full and not (subset_best is not None and best.config == subset_best.config):
+                counts["upper_bound_cells_left_out"] += 1
+                continue
+            cell_flops = [float(flops[r.ref.name]) for r in full if np.isfinite(flops[r.ref.name])]
+            rows.append({"n_params": float(n_params), "data": float(size), "loss": best.score,
+                         "subset_size": int(size), "lr": float(best.config[2]),   # `bestfit.config_key`'s lr
+                         "n_seeds": len(best.counted),
+                         "n_configs": len(configs),
+                         "train_flops": float(np.median(cell_flops)) if cell_flops else np.nan})
+    points = pd.DataFrame(rows, columns=cols)
+    points = points[np.isfinite(points[["n_params", "data", "loss"]].to_numpy(float)).all(axis=1)]
+    counts["points"] = int(len(points))
+    return points.reset_index(drop=True), counts
+
+
+def best_rows(points: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The CSV's rows reduced to one per cell (N, D): the cell's best by the one best-fit rule
+    (`search.bestfit.choose`, each row a configuration of one seed, so the lowest loss; ties to
+    the earlier row); and how many rows that removed. Rows keep their order, so a CSV without
+    duplicate cells is fitted exactly as before."""
+    if not points.duplicated(["n_params", "data"]).any():
+        return points, 0
+    keep = []
+    for _, cell in points.groupby(["n_params", "data"], sort=False):
+        # The row number as the configuration's key, zero-padded: the rule breaks ties by the key's text.
+        best = bestfit.choose(bestfit.TrialRecord(config=f"{int(i):012d}", seed=0, status="ok", value=float(v))
+                              for i, v in cell["loss"].items())
+        keep.append(int(best.config))
+    kept = points.loc[sorted(keep)].reset_index(drop=True)
+    return kept, int(len(points) - len(kept))
+
+
+def study_flops(trials: pd.DataFrame) -> tuple[float, int]:
+    """The FLOPs a study trained, over every step of every trial (probes, grid, any status; a
+    reference run repeats its trial and is left out), and how many of them were estimated from
+    epochs (a store written before ``train_flops`` was logged, `scal.reader.trial_flops`)."""
+    from scal.reader import trial_flops
+
+    reused = f"tags.{keys.REUSED_FROM}"
+    own = trials
+    if reused in trials:
+        own = trials[trials[reused].isna() | (trials[reused].astype(str) == "")]
+    if own.empty:
+        return 0.0, 0
+    flops, estimated = trial_flops(own)
+    finite = np.isfinite(flops.to_numpy(float))
+    return float(np.sum(flops.to_numpy(float)[finite])), int(estimated[finite].sum())
+
+
+def parse_point(text: str, option: str = "--predict") -> tuple[float, float]:
+    """``"1e9,2e10"`` -> (N, D); a one-line ValueError for anything but two positive finite numbers."""
+    parts = [t.strip() for t in str(text).split(",")]
+    try:
+        n, d = (float(t) for t in parts)
+    except ValueError:
+        raise ValueError(f"{option} takes N,D: two numbers separated by a comma (e.g. 1e6,2e8), got {text!r}") from None
+    if not all(math.isfinite(v) and v > 0 for v in (n, d)):
+        raise ValueError(f"{option} needs a positive, finite N and D, got {text!r}")
+    return n, d
 
 
 def csv_points(path: str | Path, n_col: str, d_col: str, y_col: str) -> pd.DataFrame:
@@ -115,9 +258,10 @@ def default_budgets(points: pd.DataFrame, k: float) -> list[float]:
 
 
 def study_compute(points: pd.DataFrame, k: float) -> float:
-    """The study's compute in the surface's units: sum over its trials of k N D, each trial counted
-    as one pass over its subset, as the surface's C = k N D counts it (trials take many passes,
-    so the FLOPs actually spent are larger by their epochs)."""
+    """The study's compute in the one-pass units of C = k N D: sum over its counting trials
+    (`trial_points`) of k N D, each as one pass over its subset. Trials take many passes, so
+    this is not what they trained (`study_flops` is); kept for the budgets of the surface's
+    one-pass optima."""
     return float(k * np.sum(points["n_params"].to_numpy(float) * points["data"].to_numpy(float)))
 
 
@@ -136,34 +280,52 @@ def flops_per_param_unit(domain_name: str | None) -> float:
 
 
 def csv_surface(path: str | Path, n_col: str, d_col: str, y_col: str, computes: Sequence[float] = (),
-                k: float = FLOPS_PER_PARAM_UNIT, n_boot: int = 200, seed: int = 0) -> Surface:
-    """The surface of a CSV's rows; budgets default to `default_budgets`."""
-    points = csv_points(path, n_col, d_col, y_col)
+                k: float = FLOPS_PER_PARAM_UNIT, n_boot: int = 200, seed: int = 0, all_rows: bool = False,
+                backtest: bool = False) -> Surface:
+    """The surface of a CSV's rows, each cell (N, D) reduced to its best row unless ``all_rows``;
+    budgets default to `default_budgets`. ``backtest``: check before fitting that the points can
+    carry one (`analysis.surface_backtest.check_backtest`)."""
+    rows = csv_points(path, n_col, d_col, y_col)
+    points, reduced = (rows, 0) if all_rows else best_rows(rows)
+    validate_points(points["n_params"], points["data"], points["loss"])
+    if backtest:
+        check_backtest(points["n_params"], points["data"], points["loss"])
     budgets = list(computes) or default_budgets(points, k)
     fit = fit_surface(points["n_params"], points["data"], points["loss"], budgets, k, n_boot=n_boot, seed=seed)
-    return Surface(fit, points, {"csv": str(path), "columns": {"n": n_col, "d": d_col, "y": y_col}})
+    points_from = {"kind": "every row" if all_rows else "best row per cell", "rows": int(len(rows)),
+                   "points": int(len(points)), "reduced": reduced}
+    return Surface(fit, points, {"csv": str(path), "columns": {"n": n_col, "d": d_col, "y": y_col}},
+                   points_from=points_from, n_boot=n_boot, seed=seed)
 
 
 def study_surface(client: MlflowClient, run_id: str, computes: Sequence[float] = (), n_boot: int = 200, seed: int = 0,
-                  model_size: CurveFit | None = None, trials: pd.DataFrame | None = None) -> Surface:
-    """The surface of study ``run_id``'s trials, and its frontier against the model-size curve:
-    ``model_size`` when the caller has fitted it (the study's analysis), else fitted here from the
-    best-fit points the same way `scal.analyze.fit_study` does. ``trials``: the study's runs when
-    the caller has read them already (`scal.reader.read_trials`). ``client``: the `MlflowClient` of
-    the study's store."""
+                  model_size: CurveFit | None = None, trials: pd.DataFrame | None = None,
+                  backtest: bool = False) -> Surface:
+    """The surface of study ``run_id``'s tuned cells (`tuned_cells`), its compute record, and its
+    frontier against the model-size curve: ``model_size`` when the caller has fitted it (the
+    study's analysis), else fitted here from the best-fit points the same way
+    `scal.analyze.fit_study` does. ``trials``: the study's runs when the caller has read them
+    already (`scal.reader.read_trials`). ``client``: the `MlflowClient` of the study's store.
+    ``backtest``: check before fitting that the cells can carry one."""
     from scal.reader import best_fit_points, read_trials, study_params   # mlflow: not for a CSV's surface
 
     params = study_params(client, run_id)
     trials = read_trials(client, run_id) if trials is None else trials
-    points = trial_points(trials)
+    points, points_from = tuned_cells(trials)
     if len(points) == 0:
-        raise FitError(f"study {run_id} has no trials with a finite {keys.M_MIN_VAL_ERROR} to fit a surface to")
+        raise FitError(f"study {run_id} has no tuned cells (grid trials with a finite {keys.M_MIN_VAL_ERROR}) "
+                       "to fit a surface to")
     validate_points(points["n_params"], points["data"], points["loss"])   # before the domains' imports (torch)
+    if backtest:
+        check_backtest(points["n_params"], points["data"], points["loss"])
     k = flops_per_param_unit(params.get("study.domain"))
-    spent = study_compute(points, k)
-    # The decision summary asks for the optimum at 10x the study's own compute.
+    spent = study_compute(trial_points(trials), k)
+    # The decision summary asks for the optimum at 10x the study's own (one-pass) compute.
     budgets = list(computes) or sorted(set(default_budgets(points, k)) | {DEFAULT_BUDGET_STRETCH * spent})
     fit = fit_surface(points["n_params"], points["data"], points["loss"], budgets, k, n_boot=n_boot, seed=seed)
+    flops, n_estimated = study_flops(trials)
+    compute = compute_record(fit, points["n_params"], points["data"], points["loss"], points["train_flops"], flops,
+                             n_estimated, k)
     source = {"tracking_uri": client.tracking_uri, "parent_run_id": run_id, "domain": params.get("study.domain"),
               "unit": params.get("study.unit"), "metric": params.get("study.metric"), "study_compute": spent}
     note = None
@@ -175,14 +337,16 @@ def study_surface(client: MlflowClient, run_id: str, computes: Sequence[float] =
         else:
             note = f"the model-size curve needs best-fit models at 3 subsets or more, the study has {len(best)}"
     comparison = compare_model_size(fit, model_size, points["data"].unique()) if model_size is not None else None
-    return Surface(fit, points, source, comparison, note)
+    return Surface(fit, points, source, comparison, note, points_from, n_boot, seed, compute)
 
 
 def analyze_surface(tracker, parent_run_id: str, model_size: CurveFit | None, out_dir: str | Path | None = None,
                     n_boot: int = 200, seed: int = 0, trials: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The study's surface for its summary: fit, plot, log the plot (``analysis/loss_surface.png``)
-    and the record (``analysis/surface.json``) to the parent run, and return the record; or
-    ``{"error": reason}`` when the trials cannot carry a surface (too few, too alike), so a study
+    """The study's surface for its summary: fit its tuned cells, plot, log the plot
+    (``analysis/loss_surface.png``) and the record (``analysis/surface.json``) to the parent run,
+    and return the record, with the ``compute`` part that
+    `analysis.surface_cost.compute_sentence` turns into the decision summary's compute sentence;
+    or ``{"error": reason}`` when the cells cannot carry a surface (too few, too alike), so a study
     never fails for want of one."""
     try:
         surface = study_surface(tracker.client, parent_run_id, n_boot=n_boot, seed=seed, model_size=model_size,
@@ -208,18 +372,51 @@ def describe(rec: dict[str, Any]) -> str:
     p, iv = rec["params"], rec["intervals"]
     lines = [f"L(N, D) = E + A / N^alpha + B / D^beta   fitted on {rec['n_points']} points, "
              f"RMSE(log) {_f(rec['rmse_log'])}, k = {_f(rec['flops_per_param_unit'])} FLOPs per parameter per unit"]
+    origin = points_line(rec.get("points_from"))
+    if origin:
+        lines.append(origin)
     lines.append("  " + "   ".join(f"{k} {_f(p[k])} {_iv(iv[k])}" for k in ("E", "A", "B", "alpha", "beta")))
     lines.append(f"compute-optimal: N_opt ~ C^a, a = {_f(rec['a'])} {_iv(rec['a_interval'])};  "
                  f"D_opt ~ C^b, b = {_f(rec['b'])} {_iv(rec['b_interval'])}")
+    if rec.get("compute"):   # a study: the one-pass budgets are not what it trained
+        lines.append("  (one pass per unit of data, C = k N D; the study's own training cost is below)")
     for o in rec["optimal"]:
         lines.append(f"  C = {_f(o['compute'])} FLOPs: N_opt {_f(o['n_params'])} {_iv(o['n_params_interval'])}, "
                      f"D_opt {_f(o['data'])} {_iv(o['data_interval'])}, loss {_f(o['loss'])} {_iv(o['loss_interval'])}")
+    sentence = compute_sentence(rec, rec.get("unit") or "units", rec.get("level", DEFAULT_LEVEL))
+    if sentence:
+        lines.append(f"compute: {sentence}")
     cmp = rec.get("model_size_comparison")
     if cmp:
         lines.append(cmp.get("sentence") or f"no comparison with the model-size curve: {cmp.get('error')}")
+    level = rec.get("level", DEFAULT_LEVEL)
+    for q in rec.get("predictions", []):
+        lines.append(f"predicted at N {_f(q['n'])}, D {_f(q['d'])}: {_f(q['loss'])} {_iv((q['low'], q['high']))} "
+                     f"({100 * level:.0f}% predictive interval)")
+    if rec.get("backtest"):
+        lines.extend(backtest_lines(rec["backtest"], rec.get("unit")))
     if rec.get("plot"):
         lines.append(f"plot: {rec['plot']}")
     return "\n".join(lines)
+
+
+def points_line(points_from: dict[str, Any] | None) -> str | None:
+    """How the points were chosen, when there is anything to say (a CSV without duplicate cells
+    reads as it always did)."""
+    if not points_from:
+        return None
+    kind = points_from.get("kind")
+    if kind == "tuned cells":
+        text = (f"points: {points_from['points']} tuned cells (each model size and subset: its best configuration by "
+                f"the best-fit rule, median over seeds) from {points_from['grid_trials']} grid trials")
+        left = [f"{points_from[k]} {what}" for k, what in (
+            ("raced_out_configurations", "raced-out configuration(s)"),
+            ("upper_bound_cells_left_out", "cell(s) with only stopped (upper-bound) seeds")) if points_from.get(k)]
+        return text + (f"; left out: {', '.join(left)}" if left else "")
+    if kind == "best row per cell" and points_from.get("reduced"):
+        return (f"points: {points_from['rows']} rows, {points_from['reduced']} reduced to their cell's best: one per "
+                f"(N, D), {points_from['points']} points (--all-rows keeps every row)")
+    return None
 
 
 def _f(v) -> str:
@@ -238,7 +435,7 @@ def summary_lines(rec: dict[str, Any] | None) -> str:
     if "error" in rec:
         return f"loss surface    not fitted: {rec['error']}\n"
     p, iv = rec["params"], rec["intervals"]
-    text = (f"loss surface    L(N, D): alpha {_f(p['alpha'])} {_iv(iv['alpha'])}, beta {_f(p['beta'])} {_iv(iv['beta'])}; "
+    text = (f"loss surface    L(N, D) on {rec['n_points']} tuned cells: alpha {_f(p['alpha'])} {_iv(iv['alpha'])}, beta {_f(p['beta'])} {_iv(iv['beta'])}; "
             f"N_opt ~ C^{_f(rec['a'])} {_iv(rec['a_interval'])}, D_opt ~ C^{_f(rec['b'])} {_iv(rec['b_interval'])}\n")
     cmp = rec.get("model_size_comparison") or {}
     if cmp.get("sentence"):

@@ -36,7 +36,7 @@ import mlflow
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
-from domains.protocol import TrialResult, TrialSpec
+from domains.protocol import TrialResult, TrialSpec, trained_flops
 from scal import keys, provenance
 from scal.datasets import CONTEXT_TRIAL, UnitsDataset
 from analysis.jsonsafe import jsonable
@@ -154,6 +154,13 @@ def result_from_run(spec: TrialSpec, run: Run) -> TrialResult:
         status=run.data.tags.get(keys.STATUS, "ok"), reason=run.data.tags.get(keys.REASON, ""),
         extra={k[len(keys.BEST_EXTRA_PREFIX):]: v for k, v in m.items() if k.startswith(keys.best_extra("val_"))},
     )
+
+
+def _trained_flops(spec: TrialSpec, result: TrialResult) -> float:
+    """The FLOPs the trial trained (`domains.protocol.trained_flops`: every step, k N per unit)."""
+    import domains   # the registry (every domain's module): only once a trial is logged
+
+    return trained_flops(domains.get(spec.domain), result.n_params, result.epochs, spec.subset_size)
 
 
 def _now_ms() -> int:
@@ -319,6 +326,7 @@ class StudyTracker:
             keys.M_BEST_EPOCH: result.best_epoch, keys.M_FINAL_TRAIN_LOSS: result.final_train_loss,
             keys.M_WALL_TIME_S: result.wall_time_s, keys.M_STEPS: result.steps,
             keys.M_BEST_STEP: result.best_step, keys.M_EPOCHS: result.epochs, keys.M_ROUNDS: len(history),
+            keys.M_TRAIN_FLOPS: _trained_flops(spec, result),
             **{keys.best_extra(k): v for k, v in result.extra.items()},
         }
         metrics += [Metric(k, float(v), ts, result.steps) for k, v in summary.items()]
