@@ -13,8 +13,9 @@ rest the same way for all of them:
   the lowest cost wins, ties keep the earlier start, so fits are deterministic;
 - a nonparametric bootstrap over the points (and over each point's seeds when given), with
   percentile intervals for every parameter and for the curve;
-- predictive intervals for a new observation at x (`CurveFit.interval`): the bootstrap curves
-  plus the fit's own log residuals, widened with the distance beyond the fitted range.
+- predictive intervals for a new observation at x (`CurveFit.interval`): the fit's noise, the
+  spread of its bootstrap refits, the spread of the other candidate forms' predictions, and a
+  term that grows with the distance beyond the fitted range, under a Student-t.
 
 This module imports no form: a `CurveFit` carries the form that made it (any object with the
 `Curve` interface), so the forms build on this module and never the other way round.
@@ -29,7 +30,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.special import ndtri, stdtrit
+from scipy.special import stdtrit
 
 from analysis.jsonsafe import json_number
 
@@ -46,6 +47,14 @@ DEFAULT_LEVEL = 0.9
 MIN_POINTS = 3
 # A bootstrap draws at most this many resamples per requested refit before giving up on the rest.
 MAX_DRAWS_PER_BOOT = 20
+# The predictive interval (`CurveFit.interval`): how fast its log scale grows per fitted span of
+# distance past the data, the Student-t degrees of freedom of its far part, and the smallest noise
+# it assumes (0.1%: no measurement repeats better). The first two were chosen on the development
+# curves of benchmarks/calibration.py; its held-out curves and the quick studies report how they
+# carry over.
+EXTRAPOLATION_LOG_PER_SPAN = 0.05
+FAR_DOF = 2.0
+NOISE_FLOOR_LOG = 1e-3
 
 
 class FitError(ValueError):
@@ -56,6 +65,7 @@ class Curve(Protocol):
     """What a fitted curve needs of the form that made it (`analysis.forms.CurveForm` has it)."""
 
     exponent: str      # the public parameter that is the scaling exponent
+    has_floor: bool    # floor() is a fitted parameter (m1's is 0 by construction)
 
     @property
     def n_params(self) -> int: ...
@@ -78,9 +88,10 @@ class CurveFit:
     ``boot_params`` keeps each refit's parameters, so bands and inverse predictions need no
     second bootstrap. ``estimator`` is the form that made the fit, and evaluates it.
     ``residuals_log`` are log pred - log obs at the fitted points, in x order.
-    ``extrapolation_log`` (c) is how fast the log error of a prediction grows with its distance
-    beyond the fitted range, measured on ``extrapolation_dof`` held-out horizons by
-    `analysis.select.fit_curve` (0 and 0 when nothing was held out); see `interval`.
+    ``alternatives`` are the candidate forms fitted to the same points, each (weight, form,
+    params) with weights summing to 1 (`analysis.select.fit_curve` sets them from the forms'
+    held-out errors; this fit's own form is among them): how much the forms disagree is part of
+    the predictive interval (`interval`). Empty: no other form was fitted.
     """
 
     form: str
@@ -94,8 +105,7 @@ class CurveFit:
     ci: float = 0.95
     boot_params: tuple[dict[str, float], ...] = field(default=(), repr=False, compare=False)
     residuals_log: tuple[float, ...] = field(default=(), repr=False, compare=False)
-    extrapolation_log: float = field(default=0.0, compare=False)
-    extrapolation_dof: int = field(default=0, compare=False)
+    alternatives: tuple[tuple[float, Curve, dict[str, float]], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def exponent(self) -> str:
@@ -112,6 +122,16 @@ class CurveFit:
     def floor(self) -> float:
         """The error the curve levels off at as x -> infinity (0 for a pure power law)."""
         return float(self.estimator.floor(self.params))
+
+    def floor_interval(self, level: float | None = None) -> tuple[float, float]:
+        """The floor's bootstrap percentile interval at ``level`` (default the fit's ``ci``);
+        (nan, nan) without a bootstrap or for a form without a floor term (m1's is 0 by
+        construction, not a fitted value: `analysis.decision.floor_estimate` bounds it)."""
+        if not self.boot_params or not self.estimator.has_floor:
+            return math.nan, math.nan
+        vals = [self.estimator.floor(p) for p in self.boot_params]
+        lo, hi = np.percentile(vals, percentiles(self.ci if level is None else level))
+        return float(lo), float(hi)
 
     def band(self, x, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise bootstrap percentile band (low, high) of the curve at ``x``: where the
@@ -139,48 +159,68 @@ class CurveFit:
         """Predictive interval (low, high) at ``x`` for a NEW observation, covering it with
         probability ``level``; (nan, nan) without a bootstrap. No warning (callers warn once).
 
-        In log space a new observation is log y = log f(x) + (error of the curve) + (noise).
-        The curve's error is drawn from the bootstrap refits, log f_b(x); the noise from the
-        fit's own residuals, e_i = -r_i * sqrt(n / (n - p)) (r = log pred - log obs; the factor
-        undoes the shrinking of residuals by the p fitted parameters), so a skewed or
-        heavy-tailed scatter keeps its shape. Beyond the fitted range the noise is widened to
+        In log space a new observation is log y = log f(x) + (error of the curve) + (noise), with
 
-            s(x) = sqrt(sigma**2 + c_t**2 d(x)),   c_t = c * t_nu(q) / z(q),  q = (1 + level) / 2,
+            log y ~ log f(x) + s(x) T_nu(x),   T_nu Student-t,
+            s(x)**2 = [sigma**2 + var_b(x)] + [var_k(x) + (c d(x))**2]
+                    =        near(x)        +        far(x),
 
-        (sigma: `noise_log`; d: `extrapolation_distance`; c and nu: ``extrapolation_log`` and
-        ``extrapolation_dof``, see `analysis.select.extrapolation_growth`), because resampling
-        the fitted points cannot show a true curve that bends away from the form past them,
-        while held-out errors do; c is measured on only nu horizons, so the Student-t quantile
-        t_nu(q) replaces the normal one z(q) for that part. The interval is the (1 -+ level)/2
-        percentiles of every pair log f_b(x) + s(x) / sigma * e_i (B refits x n residuals; no
-        random draws). Checked on the published curves by benchmarks/coverage.py.
+        - sigma: the fit's noise (`noise_log`, at least `NOISE_FLOOR_LOG`);
+        - var_b(x): the variance of log f_b(x) over the bootstrap refits (where this form's curve
+          may lie);
+        - var_k(x) = sum_k w_k (log f_k(x) - mean_w)**2 over the candidate forms fitted to the same
+          points (``alternatives``, weights w_k from their held-out errors): which form is right
+          is itself uncertain, and far from the data the forms part ways (the between-form term of
+          the law of total variance, as in model averaging);
+        - c d(x): d = `extrapolation_distance` in fitted spans past the data, c =
+          `EXTRAPOLATION_LOG_PER_SPAN`: what none of the forms can show, a true curve that bends
+          away from all of them.
+
+        The two parts are known to different degrees, so nu(x) is Welch and Satterthwaite's
+
+            nu(x) = s(x)**4 / (near(x)**2 / (n - p) + far(x)**2 / nu_far),
+
+        the noise's n - p residual degrees of freedom near the data and the heavy tail nu_far =
+        `FAR_DOF` (how far apart forms and truth end up varies a lot from curve to curve) where
+        the forms' disagreement and the distance dominate. c and nu_far were chosen on the
+        development curves of benchmarks/calibration.py (its held-out curves and the quick
+        studies' backtests report how they carry over); the rest has no free constant. The
+        interval is symmetric in log space and never has zero width.
         """
         x = np.asarray(x, dtype=float)
         check_level(level)
-        r = np.asarray(self.residuals_log, dtype=float)
-        if not self.boot_params or r.size == 0:
+        if not self.boot_params:
             nan = np.full(x.shape, np.nan)
             return nan, nan.copy()
+        log_f, scale, dof = self.log_scale(x.ravel())
+        q = stdtrit(dof, (1.0 + level) / 2.0)
+        with np.errstate(all="ignore"):
+            low, high = np.exp(log_f - q * scale), np.exp(log_f + q * scale)
+        return low.reshape(x.shape), high.reshape(x.shape)
+
+    def log_scale(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log f(x), s(x), nu(x)) of `interval` at the sizes ``x`` (1-d)."""
         est = self.estimator
         with np.errstate(all="ignore"):
-            log_curves = np.log(np.stack([est.curve(p, x.ravel()) for p in self.boot_params]))   # (B, m)
-        sigma = self.noise_log()
-        if sigma > 0:
-            shape = -r / float(np.sqrt(np.mean(r**2)))   # the residuals' shape, scaled to unit RMS
-        else:   # exact data: no scatter to take a shape from; standard normal scores instead
-            shape = _normal_scores(r.size)
-        c = self.extrapolation_log if math.isfinite(self.extrapolation_log) else 0.0
-        if c > 0 and self.extrapolation_dof >= 1:
-            q = (1.0 + level) / 2.0
-            c *= float(stdtrit(self.extrapolation_dof, q) / ndtri(q))
-        scale = np.sqrt(sigma**2 + c**2 * extrapolation_distance(x.ravel(), self.x_range))         # (m,)
-        samples = log_curves[:, :, None] + scale[None, :, None] * shape[None, None, :]          # (B, m, n)
-        samples = np.moveaxis(samples, 1, 0).reshape(x.size, -1)
-        lo_pct, hi_pct = percentiles(level)
-        with np.errstate(all="ignore"):
-            low = np.exp(np.nanpercentile(samples, lo_pct, axis=1))
-            high = np.exp(np.nanpercentile(samples, hi_pct, axis=1))
-        return low.reshape(x.shape), high.reshape(x.shape)
+            log_f = np.log(est.curve(self.params, x))
+            boot = np.log(np.stack([est.curve(p, x) for p in self.boot_params]))   # (B, m)
+        var_k = np.zeros(x.shape)
+        if len(self.alternatives) > 1:
+            w = np.array([a[0] for a in self.alternatives])
+            with np.errstate(all="ignore"):
+                logs = np.log(np.stack([a[1].curve(a[2], x) for a in self.alternatives]))   # (K, m)
+            ok = np.isfinite(logs)
+            w_ok = np.where(ok, w[:, None], 0.0)
+            norm = np.sum(w_ok, axis=0)
+            norm = np.where(norm > 0, norm, 1.0)
+            mean = np.sum(w_ok * np.where(ok, logs, 0.0), axis=0) / norm
+            var_k = np.sum(w_ok * np.where(ok, logs - mean, 0.0) ** 2, axis=0) / norm
+        sigma = max(self.noise_log(), NOISE_FLOOR_LOG) if self.residuals_log else NOISE_FLOOR_LOG
+        near = sigma**2 + _finite_var(boot)
+        far = var_k + (EXTRAPOLATION_LOG_PER_SPAN * extrapolation_distance(x, self.x_range)) ** 2
+        residual_dof = max(len(self.residuals_log) - est.n_params, 1)
+        dof = (near + far) ** 2 / (near**2 / residual_dof + far**2 / FAR_DOF)
+        return log_f, np.sqrt(near + far), dof
 
     def boot_curves(self) -> list["CurveFit"]:
         """Each bootstrap refit as a CurveFit without intervals (for inverse predictions)."""
@@ -256,9 +296,14 @@ def extrapolation_distance(x: np.ndarray, x_range: tuple[float, float]) -> np.nd
     return out / span if span > 0 else np.where(out > 0, np.inf, 0.0)
 
 
-def _normal_scores(n: int) -> np.ndarray:
-    """n evenly spaced standard normal quantiles, Phi^-1((i + 1/2) / n)."""
-    return ndtri((np.arange(n) + 0.5) / n)
+def _finite_var(a: np.ndarray) -> np.ndarray:
+    """Variance over axis 0 of the finite entries (0 where fewer than two are finite)."""
+    ok = np.isfinite(a)
+    n = ok.sum(axis=0)
+    safe = np.where(ok, a, 0.0)
+    mean = safe.sum(axis=0) / np.maximum(n, 1)
+    var = np.where(ok, (a - mean) ** 2, 0.0).sum(axis=0) / np.maximum(n, 1)
+    return np.where(n >= 2, var, 0.0)
 
 
 def check_settings(loss: str, f_scale: float, n_boot: int, ci: float) -> None:

@@ -133,6 +133,7 @@ class CurveForm(ABC):
     name: str = ""
     param_names: tuple[str, ...] = ()
     exponent: str = "beta_g"
+    has_floor: bool = False          # the form has a floor term (its floor() is a fitted value, not 0)
     default_loss: str = "soft_l1"
     # Optimiser limits per start (see analysis.fit.best_of_starts); None is scipy's default
     # (100 evaluations per parameter), which the batched solver uses as its iteration cap too.
@@ -161,8 +162,16 @@ class CurveForm(ABC):
 
     @property
     def min_points(self) -> int:
-        """A form is fitted only on at least as many points as it has parameters (and 3)."""
-        return max(3, self.n_params)
+        """A form is fitted only on at least one point more than it has parameters (and 3), so
+        that its residuals measure the scatter (n - p >= 1): with as many points as parameters
+        the curve passes through every point and its intervals would have zero width."""
+        return max(3, self.n_params + 1)
+
+    def check_points(self, n: int) -> None:
+        """FitError in one line when ``n`` points are too few for this form (`min_points`)."""
+        if n < self.min_points:
+            raise FitError(f"form {self.name} needs at least {self.min_points} points ({self.n_params} parameters "
+                           f"and one more to measure the scatter), got {n}")
 
     # --- hooks -------------------------------------------------------------------------------
 
@@ -204,7 +213,8 @@ class CurveForm(ABC):
     def fit(self, x, y, y_seeds: Sequence[Sequence[float]] | None = None) -> CurveFit:
         """Fit the curve to points (x, y); ``y_seeds`` optionally gives each point's values over
         seeds (y is then their median), so the bootstrap resamples seeds as well as points."""
-        xa, ya = validate(x, y, self.min_points)
+        xa, ya = validate(x, y)
+        self.check_points(xa.size)
         if y_seeds is not None:
             if len(y_seeds) != xa.size:
                 raise FitError(f"y_seeds has {len(y_seeds)} entries for {xa.size} points")
@@ -266,7 +276,7 @@ class CurveForm(ABC):
         """One refit at a time (the scipy path)."""
         rng = np.random.default_rng(self.seed + 1)
         out = []
-        for idx in bootstrap_indices(x.size, self.n_boot, self.seed, self.min_points):
+        for idx in bootstrap_indices(x.size, self.n_boot, self.seed, self.n_params):
             xb, yb = x[idx], resample_y(y, idx, y_seeds, rng)
             try:
                 theta = self._fit_theta(xb, yb, warm=params)
@@ -285,7 +295,7 @@ class CurveForm(ABC):
         start, problem B + b the same resample from its regression start; the lower cost wins.
         """
         rng = np.random.default_rng(self.seed + 1)
-        idx = bootstrap_indices(x.size, self.n_boot, self.seed, self.min_points)
+        idx = bootstrap_indices(x.size, self.n_boot, self.seed, self.n_params)
         if not idx:
             return []
         full = _frame(x, y)
@@ -406,6 +416,7 @@ class M2(CurveForm):
     """
 
     name = "m2"
+    has_floor = True
     param_names = ("alpha", "beta_g", "gamma")
 
     def curve(self, params, x):
@@ -462,6 +473,7 @@ class M3(CurveForm):
     """
 
     name = "m3"
+    has_floor = True
     param_names = ("alpha", "beta_g", "m_sat")
     LOG_S_BOUNDS = (-25.0, 10.0)
 
@@ -555,6 +567,7 @@ class M4(CurveForm):
     """
 
     name = "m4"
+    has_floor = True
     param_names = ("alpha", "beta_g", "gamma", "eps_0", "shape")
     # M4's (alpha, eps_0, shape) trade off along a flat valley: past 100 evaluations the cost
     # falls by under 1% and predictions move in the third digit, so stop there.
@@ -652,11 +665,8 @@ class BNSL(CurveForm):
     """
 
     name = "bnsl"
+    has_floor = True
     param_names = ("alpha", "beta_0", "beta_g", "gamma", "m_break", "smooth")
-
-    @property
-    def min_points(self) -> int:
-        return self.n_params + 1
 
     def curve(self, params, x):
         x = np.asarray(x, dtype=float)

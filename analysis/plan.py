@@ -18,6 +18,7 @@ planned m and at its interval's ends.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -100,8 +101,9 @@ def _invert(fit: CurveFit, target: float) -> float | None:
     return math.exp(brentq(gap, a, b, xtol=1e-10))
 
 
-def data_for_error(fit: CurveFit, target: float) -> DataPlan:
-    """Training set size for ``target`` error, with a bootstrap interval."""
+def data_for_error(fit: CurveFit, target: float, level: float | None = None) -> DataPlan:
+    """Training set size for ``target`` error, with a bootstrap interval at ``level`` (default:
+    the fit's own ``ci``)."""
     if not target > 0:
         raise ValueError(f"target error must be > 0, got {target}")
     floor = fit.floor()
@@ -109,7 +111,7 @@ def data_for_error(fit: CurveFit, target: float) -> DataPlan:
     low = high = math.nan
     if fit.n_boot:
         vals = np.array([v if (v := _invert(b, target)) is not None else math.inf for b in fit.boot_curves()])
-        low, high = rank_interval(vals, fit.ci)
+        low, high = rank_interval(vals, fit.ci if level is None else level)
     if m is None:
         return DataPlan(target, None, low, high, floor, False,
                         f"unreachable: {target:.4g} is at or below the fitted floor {floor:.4g}")
@@ -119,9 +121,14 @@ def data_for_error(fit: CurveFit, target: float) -> DataPlan:
     return DataPlan(target, m, low, high, floor, True, note)
 
 
-def power_at(fit: CurveFit, m: float, m_low: float | None = None, m_high: float | None = None) -> Estimate:
+def power_at(fit: CurveFit, m: float, m_low: float | None = None, m_high: float | None = None,
+             level: float | None = None) -> Estimate:
     """A power-law fit (model size, wall time, units processed; increasing in m) at m, its interval
-    from the fit's band at the ends of m's interval (both sources of uncertainty at once)."""
+    from the fit's band at the ends of m's interval (both sources of uncertainty at once), at
+    ``level`` (default: the fit's own ``ci``)."""
+    if level is not None:
+        check_level(level)
+        fit = dataclasses.replace(fit, ci=level)
     # No extrapolation warnings here: the one per curve is for the predictions asked for.
     value = float(fit.predict(np.array([m]), warn=False)[0])
     lo_m = m_low if m_low is not None and math.isfinite(m_low) else m

@@ -51,7 +51,8 @@ def write_report(out_dir: Path, s: dict[str, Any], images: dict[str, str]) -> Pa
               "| parameter | value | 95% interval |", "|---|---|---|"]
     for k, v in lc["params"].items():
         lines.append(f"| {k} | {num(v)} | {interval(lc['intervals'].get(k))} |")
-    lines += ["", f"Floor (error as m -> infinity): {num(lc['floor'])}.", ""]
+    lines += ["", f"Floor (error as m -> infinity): {num(lc['floor'])}, 95% interval "
+              f"{interval(s.get('gamma_interval'))}" + (" (form m1 has no floor term)." if s["form"] == "m1" else "."), ""]
     if s["holdout"]:
         lines += [f"Held-out check: each form fitted without the {s['holdout']} largest fitted subset(s), "
                   "scored by RMSE of log error on them (lower is better).", "",

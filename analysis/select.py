@@ -17,9 +17,16 @@ parameters) and the winner is refitted on all points. A form that needs more poi
 leaves is not a candidate. With a named form and ``holdout`` = k the held-out score is reported
 for that form alone.
 
-The held-out errors of the chosen form at the default horizons also set how fast its predictive
-intervals widen beyond the data (`extrapolation_growth`, used by `analysis.fit.CurveFit.interval`);
-with a named form, or an explicit ``holdout``, those few fits (no bootstrap) are made for it.
+Every form is fitted only where it leaves a degree of freedom for the scatter: on at least one
+point more than it has parameters (m1 on 3, m2 and m3 on 4, m4 on 6, bnsl on 7). With fewer than
+4 points nothing can be held out, and auto takes the simplest form that fits (m1) and says so.
+
+The held-out scores also weigh the candidate forms for the predictive interval: every form with
+a finite score is fitted to all points too, with weight w_k proportional to 1 / score_k**2
+(inverse held-out mean squared log error), and the forms' disagreement, weighted so, is part of
+the interval (`analysis.fit.CurveFit.interval`). A named form gets the same weights (the
+candidates are scored at the default horizons for it), because naming a form does not make the
+others wrong.
 """
 
 from __future__ import annotations
@@ -32,14 +39,14 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.fit import CurveFit, FitError, extrapolation_distance, validate
+from analysis.fit import CurveFit, FitError, validate
 from analysis.forms import LEARNING_FORMS, make_form
 from analysis.jsonsafe import json_number
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
-FALLBACK = "m2"   # auto's choice when there are too few points to hold any out
+FALLBACK = "m1"   # auto's choice when there are too few points to hold any out: the simplest form
 
 
 # Held-out scores this close (relative) are a tie, won by the form with fewer parameters.
@@ -101,51 +108,14 @@ def holdout_errors(form: str, x: np.ndarray, y: np.ndarray, k: int, **settings) 
     return np.where(ok, np.log(np.where(ok, pred, 1.0)) - np.log(y[-k:]), np.inf), fit
 
 
-def extrapolation_growth(x: np.ndarray, errors: dict[int, np.ndarray], sigma: float) -> tuple[float, int]:
-    """(c, nu): how fast a prediction's log error grows beyond the fitted range, and from how
-    many held-out horizons that was measured.
-
-    Each held-out point j of horizon k (fitted on x[:-k]) has log error e_j at distance d_j =
-    `analysis.fit.extrapolation_distance` from that fit's range. Its expected square is the noise
-    plus the extrapolation error, taken to grow linearly in distance,
-
-        E e_j**2 = sigma**2 + c**2 d_j,
-
-    i.e. an error whose spread grows like sqrt(d): a true curve that drifts away from any fixed
-    form as a random walk in log x would, and what the held-out errors of these forms show (on
-    the 92 published training sets of benchmarks/extrapolation.py, |e| / d falls from 0.17 at
-    d ~ 0.03 to 0.07 at d ~ 0.5, where a linear growth would keep it constant). c**2 is the
-    least-squares slope through the origin of e_j**2 - sigma**2 on d_j, over every horizon at
-    once, clipped at 0; non-finite errors are left out. The horizons are few and their errors
-    share most points, so nu (the number of horizons) sets the Student-t widening that
-    `analysis.fit.CurveFit.interval` applies to c. (0, 0) without held-out points.
-    """
-    d_all, e_all = [], []
-    for k, err in errors.items():
-        err = np.asarray(err, dtype=float)
-        if not np.any(np.isfinite(err)):
-            continue
-        d_all.append(extrapolation_distance(x[-k:], (float(x[0]), float(x[-k - 1]))))
-        e_all.append(err)
-    if not d_all or not math.isfinite(sigma):
-        return 0.0, 0
-    d, e = np.concatenate(d_all), np.concatenate(e_all)
-    ok = np.isfinite(e) & np.isfinite(d)
-    d, e = d[ok], e[ok]
-    den = float(np.sum(d**2))
-    if den <= 0:
-        return 0.0, 0
-    return math.sqrt(max(0.0, float(np.sum(d * (e**2 - sigma**2))) / den)), len(d_all)
-
-
 def fit_curve(x, y, form: str = AUTO, holdout: int | None = None, y_seeds: Sequence[Sequence[float]] | None = None,
               candidates: Sequence[str] = tuple(LEARNING_FORMS), **settings) -> Selection:
     """Fit a learning curve with ``form`` (a name from `analysis.forms.FORMS`, or ``auto``).
 
     ``holdout`` k: auto chooses on the largest k points (default: several horizons,
-    `default_holdouts`); a named
-    form reports its held-out score when k is given. ``settings`` go to every form's
-    constructor (loss, f_scale, n_boot, seed, ci).
+    `default_holdouts`); a named form reports its held-out score when k is given. ``settings``
+    go to every form's constructor (loss, f_scale, n_boot, seed, ci). The fit carries the
+    candidate forms and their weights for its predictive interval (module docstring).
     """
     xa, ya = validate(x, y)
     if y_seeds is not None:
@@ -153,86 +123,112 @@ def fit_curve(x, y, form: str = AUTO, holdout: int | None = None, y_seeds: Seque
         y_seeds = [y_seeds[i] for i in order]
     n = xa.size
     if form != AUTO:
-        make_form(form)   # unknown names fail here, before any fitting
-    skipped: dict[str, str] = {}
-    if form == AUTO and holdout is None and n < 4:
-        # Nothing to hold out: the paper's form, and say why.
-        sel = fit_curve(xa, ya, form=FALLBACK, y_seeds=y_seeds, candidates=candidates, **settings)
-        return Selection(sel.fit, sel.form, AUTO, 0, {}, {"auto": f"{n} points leave none to hold out; used {FALLBACK}"})
-    if holdout is not None:
-        ks: tuple[int, ...] = (holdout,) if holdout else ()
-    else:
-        ks = default_holdouts(n, max(make_form(c).min_points for c in candidates)) if form == AUTO else ()
+        make_form(form).check_points(n)   # unknown names and too few points fail here, before any fitting
     if holdout is not None and holdout < 0:
         raise FitError(f"--holdout must be >= 0, got {holdout}")
-    if ks and n - max(ks) < 3:
-        raise FitError(f"holding out {max(ks)} of {n} points leaves {n - max(ks)}; a fit needs at least 3")
-    if form == AUTO and not ks:
+    if form == AUTO and holdout == 0:
         raise FitError("form auto chooses by held-out error: --holdout must be at least 1")
-    k = min(ks) if ks else 0
+    usable = [c for c in candidates if make_form(c).min_points <= n]
+    min_fit = max(make_form(c).min_points for c in candidates)
+    defaults = default_holdouts(n, min_fit) if n - 1 >= make_form(FALLBACK).min_points else ()
+    if holdout:
+        if n - holdout < 3:
+            raise FitError(f"holding out {holdout} of {n} points leaves {n - holdout}; a fit needs at least 3")
+        ks: tuple[int, ...] = (holdout,)
+    else:
+        ks = defaults
+    skipped: dict[str, str] = {c: f"needs {make_form(c).min_points} points to fit, got {n}"
+                               for c in candidates if c not in usable}
 
-    names = list(candidates) if form == AUTO else [form]
+    # Every usable candidate is scored: auto chooses by the scores, and they weigh the forms in
+    # the predictive interval whatever the choice.
+    weight_ks = ks if form == AUTO else defaults
+    scores, held, score_skips = _score(usable, xa, ya, weight_ks, **settings)
+    if form == AUTO:
+        skipped.update(score_skips)
+        finite = {f: v for f, v in scores.items() if math.isfinite(v)}
+        if not ks:
+            chosen = FALLBACK
+            skipped["auto"] = f"{n} points leave none to hold out; used {FALLBACK}, the simplest form"
+        elif not finite:
+            raise FitError(f"no curve form could be fitted to {n - min(ks)} points and predict the {min(ks)} held out")
+        else:
+            # Candidates are in order of increasing complexity: the first within TIE_RTOL of the
+            # best wins. Forms that collapse onto a simpler one (m2 with gamma = 0 is m1) score
+            # the same up to the optimiser's last digits, which must not decide between them.
+            best = min(finite.values())
+            chosen = next(f for f, v in finite.items() if v <= best * (1.0 + TIE_RTOL))
+        reported, k = scores, (min(ks) if ks else 0)
+    else:
+        chosen = form
+        reported, k, held = {}, holdout or 0, {}   # the other forms' scores only weigh the interval
+        if holdout:
+            own, own_held, own_skip = _score([form], xa, ya, (holdout,), **settings)
+            if own_skip:
+                raise FitError(f"form {form} {own_skip[form]}")
+            reported, held = own, own_held
+    est = make_form(chosen, **settings)
+    full = est.fit(xa, ya, y_seeds=y_seeds)
+    full = dataclasses.replace(full, alternatives=_alternatives(chosen, full, scores, xa, ya, **settings))
+    return Selection(fit=full, form=chosen, requested=form, holdout=k, scores=reported, skipped=skipped,
+                     holdout_fits=held, splits=ks if form == AUTO else ((holdout,) if holdout else ()))
+
+
+def _score(names: Sequence[str], x: np.ndarray, y: np.ndarray, ks: Sequence[int], **settings
+           ) -> tuple[dict[str, float], dict[str, CurveFit], dict[str, str]]:
+    """Each form's held-out score over the horizons ``ks`` (geometric mean of rmse_k; inf when a
+    split cannot be fitted or predicts a non-positive error), its fit at the shortest horizon,
+    and why a form was not scored (it needs more points than the longest split leaves)."""
     scores: dict[str, float] = {}
     held: dict[str, CurveFit] = {}
-    errors: dict[str, dict[int, np.ndarray]] = {}   # form -> horizon -> held-out log errors
+    skipped: dict[str, str] = {}
+    if not ks:
+        return scores, held, skipped
+    k_min, k_max = min(ks), max(ks)
     for name in names:
         est = make_form(name)
-        if ks and n - max(ks) < est.min_points:
-            skipped[name] = f"needs {est.min_points} points to fit, {n - max(ks)} before the held-out ones"
-            continue
-        if not ks:
+        if x.size - k_max < est.min_points:
+            skipped[name] = f"needs {est.min_points} points to fit, {x.size - k_max} before the held-out ones"
             continue
         rmses = []
-        errors[name] = {}
         for kk in ks:
             try:
-                err, f = holdout_errors(name, xa, ya, kk, **settings)
+                err, f = holdout_errors(name, x, y, kk, **settings)
                 r = float(np.sqrt(np.mean(err**2))) if np.all(np.isfinite(err)) else math.inf
-                errors[name][kk] = err
             except FitError as exc:
                 r, f = math.inf, None
                 log.debug("form %s failed on the %d-point held-out split: %s", name, kk, exc)
             rmses.append(r)
-            if kk == k and f is not None:
+            if kk == k_min and f is not None:
                 held[name] = f
         # Geometric mean; a zero error (exact data) must not make the log blow up.
         scores[name] = (math.inf if not all(map(math.isfinite, rmses))
                         else float(np.exp(np.mean(np.log(np.maximum(rmses, 1e-300))))))
-    if form == AUTO:
-        finite = {f: s for f, s in scores.items() if math.isfinite(s)}
-        if not finite:
-            raise FitError(f"no curve form could be fitted to {n - k} points and predict the {k} held out")
-        # Candidates are in order of increasing complexity: the first within TIE_RTOL of the
-        # best wins. Forms that collapse onto a simpler one (m2 with gamma = 0 is m1) score the
-        # same up to the optimiser's last digits, which must not decide between them.
-        best = min(finite.values())
-        chosen = next(f for f, s in finite.items() if s <= best * (1.0 + TIE_RTOL))
-    else:
-        chosen = form
-        if form in skipped:
-            raise FitError(f"form {form} {skipped[form]}")
-    est = make_form(chosen, **settings)
-    if n < est.min_points:
-        raise FitError(f"form {chosen} needs at least {est.min_points} points, got {n}")
-    full = est.fit(xa, ya, y_seeds=y_seeds)
-    if not (form == AUTO and holdout is None and chosen in errors):
-        # The growth is always measured at the default horizons, whatever was scored; auto
-        # without an explicit holdout has just scored exactly those.
-        errors[chosen] = _calibration_errors(chosen, xa, ya, est.min_points, **settings)
-    growth, dof = extrapolation_growth(xa, errors[chosen], full.noise_log())
-    full = dataclasses.replace(full, extrapolation_log=growth, extrapolation_dof=dof)
-    return Selection(fit=full, form=chosen, requested=form, holdout=k, scores=scores, skipped=skipped,
-                     holdout_fits=held, splits=ks)
+    return scores, held, skipped
 
 
-def _calibration_errors(form: str, x: np.ndarray, y: np.ndarray, min_points: int, **settings) -> dict[int, np.ndarray]:
-    """Held-out log errors of ``form`` at every default horizon that leaves it enough points."""
-    out = {}
-    for k in default_holdouts(x.size, min_points):
-        if x.size - k < min_points:
+def _alternatives(chosen: str, fit: CurveFit, scores: dict[str, float], x: np.ndarray, y: np.ndarray,
+                  **settings) -> tuple:
+    """(weight, form, params) of every form with a finite held-out score, fitted to all points,
+    w_k ~ 1 / score_k**2 (the chosen form's entry is ``fit`` itself, weighted as the best form
+    when it has no score of its own); just the chosen form when no form was scored."""
+    finite = {f: v for f, v in scores.items() if math.isfinite(v)}
+    if not finite:
+        return ((1.0, fit.estimator, dict(fit.params)),)
+    raw = {f: 1.0 / max(v, 1e-12) ** 2 for f, v in finite.items()}
+    # A named form that could not be scored counts as much as the best-scored one.
+    raw.setdefault(chosen, max(raw.values()))
+    out = []
+    for name, w in raw.items():
+        if name == chosen:
+            out.append((w, fit.estimator, dict(fit.params)))
             continue
+        est = make_form(name, **{**settings, "n_boot": 0})
         try:
-            out[k] = holdout_errors(form, x, y, k, **settings)[0]
+            other = est.fit(x, y)
         except FitError as exc:
-            log.debug("form %s failed on the %d-point calibration split: %s", form, k, exc)
-    return out
+            log.debug("form %s could not be fitted to all points for the interval: %s", name, exc)
+            continue
+        out.append((w, est, dict(other.params)))
+    total = sum(w for w, _, _ in out)
+    return tuple((w / total, e, p) for w, e, p in out)

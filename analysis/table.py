@@ -79,7 +79,8 @@ def curve_record(sel: Selection, predict_at: Sequence[float] = (), target_error:
         "intervals": {k: [json_number(a), json_number(b)] for k, (a, b) in fit.intervals.items()},
         "beta_g": json_number(fit.params[exp_name]),
         "beta_g_interval": [json_number(v) for v in fit.intervals[exp_name]],
-        "floor": json_number(fit.floor()), "rmse_log": json_number(fit.rmse_log), "n_boot": fit.n_boot,
+        "floor": json_number(fit.floor()), "floor_interval": [json_number(v) for v in fit.floor_interval()],
+        "rmse_log": json_number(fit.rmse_log), "n_boot": fit.n_boot,
         "x_range": list(fit.x_range), "level": float(level),
     }
     if sel.holdout:
@@ -92,7 +93,7 @@ def curve_record(sel: Selection, predict_at: Sequence[float] = (), target_error:
         rec["predictions"].append({"x": float(xv), "y": json_number(e.value), "low": json_number(e.low),
                                    "high": json_number(e.high)})
     if target_error is not None:
-        d = data_for_error(fit, target_error)
+        d = data_for_error(fit, target_error, level)
         rec["data_for_target"] = {"target_error": target_error, "x": d.to_dict()["m"], "low": d.to_dict()["low"],
                                   "high": d.to_dict()["high"], "reachable": d.reachable, "floor": json_number(d.floor),
                                   "note": d.note}
@@ -135,7 +136,9 @@ def fit_table(path: str | Path, x: str, y: str, group: str | None = None, form: 
                     regions = classify(xs[order], ys[order], sel.fit, best_guess, compute_limited=limited).to_dict()
                     regions["x"] = xs[order].tolist()
                 rec = curve_record(sel, predict_at, target_error, group=name, regions=regions, level=level)
-                rec["decision"] = decision.summarize(_facts(sel, xs[order], ys[order], regions, x, y, level))
+                keep = fit_mask(ys[order], best_guess, exclude=limited)   # the points _fit_group fitted
+                rec["decision"] = decision.summarize(_facts(sel, xs[order], ys[order], keep, regions, x, y, level, n_boot,
+                                                            seed))
                 if bt is not None:
                     rec["backtest"] = bt
                 out.append(rec)
@@ -174,16 +177,13 @@ def read_flags(path: str | Path, col: str, group: str | None = None) -> dict[str
     return {str(k): g[col].to_numpy(bool) for k, g in df.groupby(group, sort=True)}
 
 
-def _facts(sel: Selection, xs: np.ndarray, ys: np.ndarray, regions: dict | None, x_name: str, y_name: str,
-           level: float) -> decision.Facts:
-    """A CSV curve's decision summary: the largest fitted x now, 2x and 10x it, the floor; larger
+def _facts(sel: Selection, xs: np.ndarray, ys: np.ndarray, keep: np.ndarray, regions: dict | None, x_name: str,
+           y_name: str, level: float, n_boot: int, seed: int) -> decision.Facts:
+    """A CSV curve's decision summary (`analysis.decision.facts` over its fitted points); larger
     points left out of the fit (compute-limited) are named in a note."""
-    i = int(np.flatnonzero(xs <= sel.fit.x_range[1])[-1])
-    x_now = float(xs[i])
-    at_2x, at_10x = predict_errors(sel.fit, [2 * x_now, 10 * x_now], level)
+    i = int(np.flatnonzero(keep)[-1])
     region = regions["labels"][i] if regions else None
     notes = tuple(f"x = {decision.fmt(x)} ({regions['labels'][j] if regions else 'not fitted'}) is not in the fit: "
                   f"its {decision.fmt(y)} is not a point of the curve." for j, (x, y) in enumerate(zip(xs, ys)) if j > i)
-    return decision.Facts(metric=y_name, unit=x_name, x_now=x_now, error_now=float(ys[i]), region_now=region,
-                          at_2x=at_2x, at_10x=at_10x, floor=sel.fit.floor(), level=level, what="error", notes=notes)
-
+    return decision.facts(sel.fit, xs[keep], ys[keep], metric=y_name, unit=x_name, level=level, region_now=region,
+                          notes=notes, what="error", n_boot=n_boot, seed=seed)

@@ -15,6 +15,7 @@ fitted is exactly what anyone can see in the store.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tempfile
@@ -36,6 +37,7 @@ from analysis.plots import plot_learning_curve, plot_model_size, plot_residuals
 from analysis.regions import Regions, classify, compute_limited_reasons, fit_mask
 from analysis.report import write_report
 from analysis.select import AUTO, Selection, fit_curve
+from analysis.surface_cost import compute_sentence
 from mlflow.tracking import MlflowClient
 
 from scal import keys, story
@@ -134,26 +136,26 @@ def plan(fits: StudyFits, sizes: Sequence[float] = (), target_error: float | Non
         "predictions": [{"m": float(s), **e.to_dict()} for s, e in zip(sizes, predict_errors(fits.curve, sizes, level))]}
     if target_error is None:
         return out
-    need = data_for_error(fits.curve, target_error)
+    need = data_for_error(fits.curve, target_error, level)
     entry: dict[str, Any] = {"data": need.to_dict()}
     if need.reachable:
-        entry.update(_costs_at(fits, need.m, need.low, need.high))
+        entry.update(_costs_at(fits, need.m, need.low, need.high, level))
     out["target"] = entry
     return out
 
 
-def _costs_at(fits: StudyFits, m: float, m_low: float, m_high: float) -> dict[str, Any]:
-    size = power_at(fits.model_size, m, m_low, m_high)
+def _costs_at(fits: StudyFits, m: float, m_low: float, m_high: float, level: float) -> dict[str, Any]:
+    size = power_at(fits.model_size, m, m_low, m_high, level)
     out: dict[str, Any] = {"n_params": size.to_dict()}
     if fits.wall_time is not None:
-        out["wall_time_s"] = power_at(fits.wall_time, m, m_low, m_high).to_dict()
+        out["wall_time_s"] = power_at(fits.wall_time, m, m_low, m_high, level).to_dict()
         out["wall_time_exponent"] = fits.wall_time.params["beta_p"]
     if fits.units_seen is not None and fits.domain:
         import domains
 
         dom = domains.REGISTRY.get(fits.domain)
         if dom is not None:
-            units = power_at(fits.units_seen, m, m_low, m_high)
+            units = power_at(fits.units_seen, m, m_low, m_high, level)
             out["units_processed"] = units.to_dict()
             out["train_flops"] = {
                 "value": dom.train_flops(size.value, units.value),
@@ -203,7 +205,7 @@ def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, 
     from scal.surface import analyze_surface   # L(N, D) over every trial; {"error": ...} when they cannot carry one
     summary["surface"] = analyze_surface(tracker, parent_run_id, ms, out, n_boot=n_boot, trials=fits.trials)
     summary["backtest"] = study_backtest(fits, form=form, n_boot=n_boot)
-    summary["decision"] = study_decision(fits, surface=summary["surface"])
+    summary["decision"] = study_decision(fits, surface=summary["surface"], n_boot=n_boot)
     summary["artifacts_dir"] = str(out)
     summary["table"] = format_table(table_pts, fits.metric)
     report = write_report(out, summary, images={"Learning curve": lc_png.name, "Model size": ms_png.name,
@@ -226,30 +228,21 @@ def study_backtest(fits: StudyFits, form: str = AUTO, n_boot: int = 200, level: 
                     n_boot=n_boot, y_seeds=seeds, level=level)
 
 
-def study_decision(fits: StudyFits, level: float = DEFAULT_LEVEL, surface: dict[str, Any] | None = None) -> str:
-    """The decision summary of a fitted study (the surface's optimum when ``surface`` is given)."""
-    return decision.summarize(_facts(fits, _optimal_at_10x(surface or {}), level))
+def study_decision(fits: StudyFits, level: float = DEFAULT_LEVEL, surface: dict[str, Any] | None = None,
+                   n_boot: int = 200) -> str:
+    """The decision summary of a fitted study (with the surface's compute sentences when
+    ``surface``, the record `scal.surface.analyze_surface` returned, is given)."""
+    return decision.summarize(_facts(fits, surface, level, n_boot))
 
 
-def _optimal_at_10x(surface: dict[str, Any]) -> dict | None:
-    """The surface's compute-optimal entry at 10x the study's compute (`scal.surface.study_compute`)."""
-    spent = surface.get("study_compute")
-    if not spent:
-        return None
-    for o in surface.get("optimal", []):
-        if o.get("compute") and math.isclose(o["compute"], 10 * spent, rel_tol=1e-9):
-            return o
-    return None
-
-
-def _facts(fits: StudyFits, optimal_10x: dict | None = None, level: float = DEFAULT_LEVEL) -> decision.Facts:
-    """The decision summary's numbers: the largest fitted subset now, the predictions at 2x and
-    10x its size, the model-size curve at 10x, the surface's optimum at 10x the compute."""
+def _facts(fits: StudyFits, surface: dict[str, Any] | None, level: float, n_boot: int) -> decision.Facts:
+    """The decision summary's numbers (`analysis.decision.facts`): the largest fitted subset now,
+    the model-size curve at 10x its size, the surface's compute sentences for the error predicted
+    there, and notes on the compute-limited subsets."""
     pts = fits.points
-    last = pts[pts["in_fit"]].iloc[-1]   # the largest fitted subset: a compute-limited one is an upper bound
-    m10 = float(last["size"]) * 10
-    p2, p10 = predict_errors(fits.curve, [float(last["size"]) * 2, m10], level)
-    n10 = power_at(fits.model_size, m10)
+    fitted = pts[pts["in_fit"]]   # the largest fitted subset is "now": a compute-limited one is an upper bound
+    last = fitted.iloc[-1]
+    unit = f"{fits.unit or 'units'}"
     notes = []
     limited = pts[pts["compute_limited"] != ""]
     if len(limited):
@@ -263,10 +256,14 @@ def _facts(fits: StudyFits, optimal_10x: dict | None = None, level: float = DEFA
         if used.any():
             notes.append(f"{int(used.sum())} compute-limited subset(s) (m = {sizes(limited[used])}) are in the fit, "
                          "because fewer than 3 points would remain without them: their errors are upper bounds.")
-    return decision.Facts(metric=fits.metric, unit=f"{fits.unit or 'units'}", x_now=float(last["size"]),
-                          error_now=float(last["val_error"]), region_now=str(last["region"]), at_2x=p2, at_10x=p10,
-                          floor=fits.curve.floor(), level=level, n_params_10x=n10,
-                          optimal_10x=optimal_10x, notes=tuple(notes))
+    f = decision.facts(fits.curve, fitted["size"].to_numpy(float), fitted["val_error"].to_numpy(float),
+                       metric=fits.metric, unit=unit, level=level, region_now=str(last["region"]),
+                       n_params_10x=power_at(fits.model_size, float(last["size"]) * 10, level=level),
+                       notes=tuple(notes), n_boot=n_boot)
+    target = f.at_10x.value
+    compute = compute_sentence(surface, unit, level, target_loss=target if math.isfinite(target) else None,
+                               target_reason="the error predicted at 10x the data")
+    return dataclasses.replace(f, compute=compute)
 
 
 def _summary(fits: StudyFits, planning: dict[str, Any]) -> dict[str, Any]:
@@ -292,7 +289,7 @@ def _summary(fits: StudyFits, planning: dict[str, Any]) -> dict[str, Any]:
         "holdout_rmse_log_by_form": dict(sel.scores), "skipped_forms": dict(sel.skipped),
         "learning_curve": lc.to_dict(),
         "alpha": lc.params.get("alpha"), "beta_g": lc.params.get("beta_g"), "beta_g_interval": list(bg),
-        "gamma": lc.floor(), "gamma_interval": list(lc.intervals.get("gamma", (math.nan, math.nan))),
+        "gamma": lc.floor(), "gamma_interval": list(lc.floor_interval()),
         "fit_rmse_log": lc.rmse_log,
         "regions": fits.regions.to_dict(),
         "model_size": ms.to_dict(), "sigma": ms.params["sigma"], "beta_p": ms.params["beta_p"],

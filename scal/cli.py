@@ -6,8 +6,8 @@
     scal analyze [--run-id ID | --experiment NAME]                    fit an existing study
     scal report [--run-id ID | --experiment NAME] [--out-dir DIR]     report.md with the plots
     scal fit FILE.csv --x COL --y COL [--group COL] [--form auto]     fit curves from any table
-    scal surface [FILE.csv --n COL --d COL --y COL] [--compute C]     loss surface L(N, D), compute-optimal N and D
-    scal compare A B [--size M]  |  scal compare FILE.csv --group COL  which curve is better, from what size on
+    scal surface [FILE.csv --n COL --d COL --y COL] [--predict N,D] [--backtest]   loss surface L(N, D) of tuned cells
+    scal compare A B [--size M]  |  scal compare FILE.csv --group COL  which curve is lower; crossings only if tested
     scal predict --run-id ID [--size M] [--target-error E]            plan data, model, compute
     scal domains                                                      list domains, units, metrics
     scal ui                                                           MLflow UI on 127.0.0.1
@@ -312,7 +312,10 @@ def _human_summary(s: dict[str, Any]) -> str:
     return (
         f"\n{s['decision']}\n\n{s['table']}\n\n"
         f"learning curve  form {s['form']}: beta_g = {s['beta_g']:.3f}, 95% [{lo:.3f}, {hi:.3f}], "
-        f"floor {s['gamma']:.4g}" + (f", held-out RMSE(log) {s['holdout_rmse_log']:.3g}" if s.get("holdout_rmse_log") is not None else "")
+        f"floor {s['gamma']:.4g}" + (f" [{_fmt(s['gamma_interval'][0])}, {_fmt(s['gamma_interval'][1])}]"
+                                     if s["gamma_interval"][0] is not None and math.isfinite(s["gamma_interval"][0])
+                                     else " (no floor term)" if s["form"] == "m1" else "")
+        + (f", held-out RMSE(log) {s['holdout_rmse_log']:.3g}" if s.get("holdout_rmse_log") is not None else "")
         + "\n"
         f"model size      s(m)   = {s['sigma']:.4g} * m^{s['beta_p']:.3f}   beta_p 95% [{plo:.3f}, {phi:.3f}]"
         f"{'  (sublinear)' if s['sublinear'] else ''}\n"
@@ -466,7 +469,7 @@ def fit(
             fits = fit_study(client, rid, form=form, holdout=holdout, n_boot=n_boot)
             regions = {**fits.regions.to_dict(), "x": fits.points["size"].astype(float).tolist()}
             rec = curve_record(fits.selection, predict_at, target_error, group=rid, regions=regions, level=level)
-            rec["decision"] = study_decision(fits, level)
+            rec["decision"] = study_decision(fits, level, n_boot=n_boot)
             if backtest:
                 rec["backtest"] = study_backtest(fits, form=form, n_boot=n_boot, level=level)
             curves = [rec]
@@ -483,8 +486,11 @@ def _curves_text(curves: list[dict[str, Any]]) -> str:
         if c.get("decision"):
             lines.append(f"{head}{c['decision']}")
         held = f"  held-out RMSE(log) {_fmt(c['holdout_rmse_log'])}" if c.get("holdout_rmse_log") is not None else ""
-        lines.append(f"{head}form {c['form']}  exponent {c['beta_g']:.4g} [{_fmt(lo)}, {_fmt(hi)}]  "
-                     f"floor {_fmt(c['floor'])}{held}")
+        flo, fhi = c.get("floor_interval") or (None, None)
+        floor = (f"floor {_fmt(c['floor'])} [{_fmt(flo)}, {_fmt(fhi)}]" if flo is not None
+                 else f"floor {_fmt(c['floor'])} (no floor term)" if c["form"] == "m1" else f"floor {_fmt(c['floor'])}")
+        lines.append(f"{head}form {c['form']}  exponent {c['beta_g']:.4g} [{_fmt(lo)}, {_fmt(hi)}]  {floor}  "
+                     f"(95% bootstrap intervals){held}")
         for p in c["predictions"]:
             lines.append(f"    at {p['x']:.4g}: {_fmt(p['y'])}  {c['level']:.0%} [{_fmt(p['low'])}, {_fmt(p['high'])}]")
         if "data_for_target" in c:
@@ -518,17 +524,25 @@ def _fmt(v) -> str:
 @app.command()
 def surface(
     csv: Optional[str] = typer.Argument(None, metavar="CSV", help="CSV, one row per trained model; without it, the study given by "
-                                        "--run-id/--experiment (its trials)"),
+                                        "--run-id/--experiment (its tuned cells)"),
     n: Optional[str] = typer.Option(None, "--n", help="CSV column of parameter counts N"),
     d: Optional[str] = typer.Option(None, "--d", help="CSV column of data sizes D (tokens, examples, ...)"),
     y: Optional[str] = typer.Option(None, "--y", help="CSV column of losses or errors (positive)"),
+    all_rows: bool = typer.Option(False, "--all-rows", help="CSV only: fit every row; by default rows that share "
+                                  "(N, D) are reduced to the cell's best (lowest loss)"),
     compute: Optional[list[float]] = typer.Option(None, help="compute budget C in FLOPs (repeatable): the optimal N, D "
                                                   "and loss there; default the points' smallest and largest k*N*D "
                                                   "and 10x the largest"),
     flops_per_param_unit: Optional[float] = typer.Option(None, help="k in C = k*N*D, CSV only (default 6); a study "
                                                          "uses its domain's train_flops"),
+    predict: Optional[list[str]] = typer.Option(None, "--predict", metavar="N,D", help="predict the loss at N "
+                                                "parameters and D data, with its predictive interval (repeatable)"),
+    backtest: bool = typer.Option(False, "--backtest", help="refit without the largest-compute eighth of the points "
+                                  "and predict them: relative error and whether each is inside its interval"),
+    level: float = typer.Option(0.9, help=LEVEL_HELP.replace("at each size", "at each (N, D)")
+                                + "; of --predict, --backtest and the compute sentence"),
     n_boot: int = typer.Option(200, help=N_BOOT_HELP),
-    run_id: Optional[str] = typer.Option(None, help="fit this study's trials instead of a CSV"),
+    run_id: Optional[str] = typer.Option(None, help="fit this study's tuned cells instead of a CSV"),
     experiment: Optional[str] = typer.Option(None, help="the newest study of this experiment instead of a CSV"),
     tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP + " (with --run-id/--experiment)"),
     out_dir: Optional[str] = typer.Option(None, help="write the contour plot loss_surface.png to this folder"),
@@ -536,13 +550,15 @@ def surface(
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
-    """Fit the loss surface L(N, D) = E + A/N^alpha + B/D^beta and its compute-optimal frontier."""
+    """Fit the loss surface L(N, D) = E + A/N^alpha + B/D^beta, predict from it, and backtest it."""
     _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
         _check_fit_options(n_boot, None)
+        _check_level(level)
         budgets = [checks.positive("--compute", c) for c in compute or []]
-        from scal.surface import FLOPS_PER_PARAM_UNIT, csv_surface, describe, study_surface
+        from scal.surface import FLOPS_PER_PARAM_UNIT, csv_surface, describe, parse_point, study_surface
 
+        points = [parse_point(p) for p in predict or []]
         if csv is not None:
             if run_id or experiment:
                 raise ValueError("give a CSV file or --run-id/--experiment, not both")
@@ -550,16 +566,24 @@ def surface(
                 raise ValueError("a CSV needs --n COL, --d COL and --y COL")
             k = FLOPS_PER_PARAM_UNIT if flops_per_param_unit is None else checks.positive(
                 "--flops-per-param-unit", flops_per_param_unit)
-            result = csv_surface(csv, n, d, y, budgets, k, n_boot=n_boot)
+            result = csv_surface(csv, n, d, y, budgets, k, n_boot=n_boot, all_rows=all_rows, backtest=backtest)
         else:
             if flops_per_param_unit is not None:
                 raise ValueError("--flops-per-param-unit is for a CSV; a study uses its domain's train_flops")
             if n or d or y:
-                raise ValueError("--n, --d and --y name CSV columns; a study's points are its trials "
+                raise ValueError("--n, --d and --y name CSV columns; a study's points are its tuned cells "
                                  "(n_params, subset_size, min_val_error)")
+            if all_rows:
+                raise ValueError("--all-rows is for a CSV; a study's points are its tuned cells, one per model size "
+                                 "and subset (its trials are not rows of one measurement each)")
             client, rid = _study_run(run_id, experiment, tracking_uri)
-            result = study_surface(client, rid, budgets, n_boot=n_boot)
+            result = study_surface(client, rid, budgets, n_boot=n_boot, backtest=backtest)
         rec = result.record()
+        rec["level"] = level
+        if points:
+            rec["predictions"] = result.predict(points, level)
+        if backtest:
+            rec["backtest"] = result.backtest(level)
         if out_dir:
             rec["plot"] = str(result.plot(out_dir, metric_label=rec.get("metric") or (y or "loss")))
         print(describe(rec), file=out)
@@ -576,9 +600,9 @@ def compare(
     size: Optional[list[float]] = typer.Option(None, help="compare at this size (repeatable); default: the largest "
                                                "size every curve reaches, and 10x it"),
     at: Optional[list[float]] = typer.Option(None, "--at", hidden=True, help="old name of --size"),
-    form: str = typer.Option("auto", help=FORM_HELP),
-    n_boot: int = typer.Option(200, help="bootstrap resamples for the intervals and p_best"),
-    level: float = typer.Option(0.9, help=LEVEL_HELP + "; also of the crossover's bootstrap interval"),
+    form: str = typer.Option("auto", help="common form of the joint fit: auto (m1 and m2 models) | m1 | m2"),
+    n_boot: int = typer.Option(200, help="bootstrap refits of each joint model, for the intervals and p_best"),
+    level: float = typer.Option(0.9, help=LEVEL_HELP + "; also of the crossover's interval"),
     out_dir: Optional[str] = typer.Option(None, help="write comparison.png here (studies: default a temporary "
                                           "folder; the plot is logged to MLflow either way)"),
     tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP.replace("of the study", "of the studies")),
@@ -586,7 +610,7 @@ def compare(
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
-    """Compare learning curves: which is lowest at each size, where they cross, whether the exponents differ."""
+    """Compare learning curves fitted jointly: whether exponents differ, which is lowest, where they cross."""
     _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
         sizes = list(_renamed("--at", "--size", at, size) or []) or None
@@ -693,13 +717,14 @@ def _plan_text(r: dict[str, Any]) -> str:
         if not d["reachable"]:
             lines.append(f"error {d['target_error']:.4g}: {d['note']}")
         else:
-            lines.append(f"data for error {d['target_error']:.4g}: m = {_fmt(d['m'])}  95% [{_fmt(d['low'])}, {_fmt(d['high'])}]"
+            lines.append(f"data for error {d['target_error']:.4g}: m = {_fmt(d['m'])}  {r.get('level', 0.9):.0%} "
+                         f"[{_fmt(d['low'])}, {_fmt(d['high'])}]"
                          + (f"  ({d['note']})" if d["note"] else ""))
             for key, label in (("n_params", "best-fit model parameters"), ("wall_time_s", "training wall time (s)"),
                                ("units_processed", "units processed"), ("train_flops", "training FLOPs")):
                 if key in t:
                     e = t[key]
-                    lines.append(f"  {label}: {_fmt(e['value'])}  [{_fmt(e['low'])}, {_fmt(e['high'])}]")
+                    lines.append(f"  {label}: {_fmt(e['value'])}  {r.get('level', 0.9):.0%} [{_fmt(e['low'])}, {_fmt(e['high'])}]")
             if "note" in t:
                 lines.append(f"  {t['note']}")
     return "\n".join(lines)

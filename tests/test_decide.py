@@ -81,10 +81,13 @@ def test_backtest_refits_on_the_prefixes_and_scores_the_points_left_out():
 
 
 def test_backtest_says_why_when_the_prefix_is_too_short():
-    m, eps = _curve(5)
+    m, eps = _curve(6)
     bt = backtest(m, eps, form="m2", n_boot=0)
-    assert bt["points"] == [] and "at least 3" in bt["error"] and bt["rel_error_at_max"] is None
+    assert bt["points"] == [] and "at least 4 points" in bt["error"] and bt["rel_error_at_max"] is None
     assert bt["leave_two_out"]["points"] and "error" not in bt["leave_two_out"]
+    # A prefix with as many points as m2 has parameters is refused, in the form's own words.
+    short = backtest(m[:5], eps[:5], form="m2", n_boot=0)["leave_two_out"]
+    assert short["points"] == [] and "form m2 needs at least 4 points" in short["error"]
     assert set(backtest_metrics(bt)) == {"backtest_l2o_rel_error_at_max", "backtest_l2o_coverage"}
     # No fitted point at all up to m_max/8 (the small ones were small-data): said, not a crash.
     empty = backtest(m[-3:], eps[-3:], form="m2", n_boot=0)
@@ -101,18 +104,66 @@ def test_backtest_catches_a_curve_that_bends_after_the_prefix():
     assert not bt["points"][-1]["inside"]
 
 
-def test_decision_summary_states_the_numbers():
-    f = decision.Facts(metric="bits_per_char", unit="char", x_now=131072, error_now=2.4, region_now="power-law",
-                       at_2x=Estimate(2.2, 2.1, 2.3), at_10x=Estimate(1.9, 1.7, 2.1), floor=1.2, level=0.9,
-                       n_params_10x=Estimate(2.0e6, 1.5e6, 3.0e6),
-                       optimal_10x={"compute": 1e16, "n_params": 3e6, "data": 5e8, "loss": 1.8})
+def _facts(**kw):
+    base = dict(metric="bits_per_char", unit="char", x_now=131072, error_now=2.4, region_now="power-law",
+                at_2x=Estimate(2.2, 2.1, 2.3), at_10x=Estimate(1.9, 1.7, 2.1), gain=Estimate(0.083, 0.05, 0.11),
+                floor=Estimate(1.2, 0.9, 1.5), level=0.9, n_points=7, x_lo=2048, form="m2")
+    return decision.Facts(**{**base, **kw})
+
+
+def test_decision_summary_states_every_number_with_its_interval_and_level():
+    f = _facts(n_params_10x=Estimate(2.0e6, 1.5e6, 3.0e6), compute="The study trained 1e+16 FLOPs.")
     text = decision.summarize(f)
-    for needle in ("131,072 char", "2.4 bits_per_char", "power-law", "2.2 [2.1, 2.3]", "1.9 [1.7, 2.1]",
-                   "90%", "8.3%", "2,000,000 parameters [1,500,000, 3,000,000]", "1e+16 FLOPs", "3,000,000 parameters on 5e+08 char", "floor is 1.2", "50%"):
+    for needle in ("131,072 char", "2.4 bits_per_char", "power-law", "rests on 7 points, from 2,048 to 131,072 char",
+                   "2.2 [2.1, 2.3]", "1.9 [1.7, 2.1]", "90% predictive intervals",
+                   "cuts the error by 8.3% [5.0%, 11.0%] (1 - f(2m)/f(m) on the fitted curve, 90% interval)",
+                   "2,000,000 parameters [1,500,000, 3,000,000] (90% interval of the model-size curve)",
+                   "The study trained 1e+16 FLOPs.",
+                   "floor is 1.2 [0.9, 1.5] (90% interval)", "50.0% [37.5%, 62.5%] of today's error"):
         assert needle in text, (needle, text)
-    no_floor = decision.summarize(decision.Facts("err", "examples", 1e4, 0.3, None, Estimate(0.25, math.nan, math.nan),
-                                                 Estimate(0.2, math.nan, math.nan), 0.0, 0.9))
-    assert "no floor" in no_floor and "[?, ?]" in no_floor and "parameters" not in no_floor
+    # Without a bootstrap the ends are unknown, and said so; a CSV has no model size.
+    bare = decision.summarize(_facts(at_2x=Estimate(2.2, math.nan, math.nan), floor=Estimate(0.01, 0.0, 0.02)))
+    assert "[?, ?]" in bare and "parameters" not in bare
+    assert "No floor shows in the data: it is at most 0.02, 0.8% of today's error (90% upper end)" in bare
+
+
+def test_the_doubling_gain_is_the_curves_ratio_not_the_observed_error():
+    """1 - f(2m)/f(m) of the fitted curve, as docs/method.md defines it, even when today's
+    measurement lies off the curve; its interval holds the value."""
+    m = 1000.0 * 2.0 ** np.arange(8)
+    eps = (2.0 * m ** -0.3 + 0.05) * np.exp(np.random.default_rng(1).normal(0.0, 0.02, m.size))
+    sel = fit_curve(m, eps, form="m2", n_boot=100)
+    f = decision.facts(sel.fit, m, eps, metric="err", unit="examples", level=0.9)
+    curve = sel.fit.predict(np.array([m[-1], 2 * m[-1]]), warn=False)
+    assert f.gain.value == pytest.approx(1 - curve[1] / curve[0])
+    assert f.gain.low < f.gain.value < f.gain.high
+    assert f.n_points == 8 and f.x_lo == m[0] and f.error_now == eps[-1]
+
+
+def test_no_floor_is_claimed_only_when_its_upper_end_is_small():
+    """A curve whose true floor is most of its error, fitted where it still looks straight:
+    whatever form auto picks, the summary gives the floor with its interval and never says
+    there is no floor; a pure power law (floor 0) does get "No floor"."""
+    m = 1000.0 * 2.0 ** np.arange(7)
+    high_floor = (0.3 * m ** -0.25 + 0.5) * np.exp(np.random.default_rng(3).normal(0.0, 0.01, m.size))
+    assert 0.5 / high_floor[-1] > 0.85
+    for form in ("m1", "auto"):
+        sel = fit_curve(m, high_floor, form=form, n_boot=100)
+        text = decision.summarize(decision.facts(sel.fit, m, high_floor, metric="err", unit="examples", level=0.9))
+        assert "No floor" not in text and "no floor" not in text.replace("has no floor term", ""), text
+        assert re.search(r"\[\d[\d.]*, \d[\d.]*\] \(90% interval\)", text), text
+        if sel.form == "m1":
+            assert "Form m1 has no floor term, but the data do not rule one out: an m2 fit" in text
+    # Seven points at 1% noise cannot rule out a floor of a fifth of the error; twelve at 0.5% can.
+    m = 1000.0 * 2.0 ** np.arange(12)
+    pure = 3.0 * m ** -0.3 * np.exp(np.random.default_rng(4).normal(0.0, 0.005, m.size))
+    sel = fit_curve(m, pure, form="m1", n_boot=100)
+    text = decision.summarize(decision.facts(sel.fit, m, pure, metric="err", unit="examples", level=0.9))
+    assert "No floor shows in the data" in text and "(an m2 fit to the same points)" in text
+    # Three points cannot bound a floor: said, not guessed.
+    sel = fit_curve(m[:3], pure[:3], n_boot=50)
+    text = decision.summarize(decision.facts(sel.fit, m[:3], pure[:3], metric="err", unit="examples", level=0.9))
+    assert "Whether the error levels off cannot be told: 3 points cannot bound a floor (m2 needs 4)." in text
 
 
 def _csv(tmp_path, flags=True):
@@ -170,8 +221,8 @@ def test_a_study_reports_its_decision_backtest_and_labels(toy_study):
 def test_decision_summary_says_when_the_fit_does_not_describe_the_largest_size():
     """A fit on smaller sizes that predicts more error at 2x than is measured now, above a floor
     the measurement already beat (the nmt quick study), must not be read as a plan."""
-    f = decision.Facts("xent", "tokens", 131072, 3.9, "compute-limited", Estimate(4.3, 4.2, 4.4),
-                       Estimate(4.2, 4.1, 4.4), 4.2, 0.9)
+    f = _facts(unit="tokens", x_now=131072, error_now=3.9, region_now="compute-limited", at_2x=Estimate(4.3, 4.2, 4.4),
+               at_10x=Estimate(4.2, 4.1, 4.4), gain=Estimate(-0.02, -0.05, 0.01), floor=Estimate(4.2, 4.0, 4.3))
     text = decision.summarize(f)
     assert "cuts the error" not in text and "does not describe the largest size" in text
-    assert "below the fitted floor" in text and not re.search(r"-\d", text)   # no negative shares or gains
+    assert "below the fitted floor" in text and not re.search(r"(?<![\w(])-\d", text)   # no negative shares or gains

@@ -169,7 +169,7 @@ def test_bad_points_are_fit_errors(x, y, fragment):
 
 
 def test_named_form_needs_its_parameter_count():
-    with pytest.raises(FitError, match="at least 5"):
-        make_form("m4").fit(M[:4], M2().curve(TRUTH["m2"][0], M[:4]))
+    with pytest.raises(FitError, match=r"form m4 needs at least 6 points \(5 parameters and one more"):
+        make_form("m4").fit(M[:5], M2().curve(TRUTH["m2"][0], M[:5]))
     with pytest.raises(ValueError, match="unknown curve form"):
         fit_curve(M, M**-0.3, form="m9")

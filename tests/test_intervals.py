@@ -9,10 +9,15 @@ import logging
 import numpy as np
 import pytest
 
-from analysis.fit import CurveFit, extrapolation_distance
+import dataclasses
+import math
+
+from scipy.special import stdtrit
+
+from analysis.fit import EXTRAPOLATION_LOG_PER_SPAN, FAR_DOF, NOISE_FLOOR_LOG, CurveFit
 from analysis.forms import LEARNING_FORMS, M2, make_form
 from analysis.plan import predict_errors
-from analysis.select import extrapolation_growth, fit_curve
+from analysis.select import fit_curve
 from analysis.table import curve_record, fit_table
 from conftest import run_cli
 
@@ -35,15 +40,24 @@ def m2_fits() -> list[CurveFit]:
 
 @pytest.mark.parametrize("x_new", [M[5] * 1.4, M[-1] * 4.0], ids=["interpolated", "extrapolated 4x"])
 def test_predictive_interval_covers_a_fresh_observation(m2_fits, x_new):
-    """Over 20 fits x 10 fresh noisy measurements at x_new, the 90% interval holds 75-98% of them."""
+    """Over 20 fits x 10 fresh noisy measurements at x_new, the 90% interval holds at least 75%
+    of them. Inside the data it holds at most 98%; past it, on this curve whose form is right,
+    it may hold all (the interval also carries the other forms' disagreement, which is what the
+    curves whose form is wrong need, benchmarks/calibration.py), but its half-width stays within
+    4x the noise's own 90% half-width."""
     truth = float(M2().curve(TRUE_M2, np.array([x_new]))[0])
     covered = total = 0
+    half = []
     for seed, fit in enumerate(m2_fits):
         low, high = fit.interval(np.array([x_new]), 0.9)
+        half.append(np.log(high[0] / low[0]) / 2)
         fresh = noisy(np.full(10, truth), NOISE, np.random.default_rng(1000 + seed))
         covered += int(np.sum((fresh >= low[0]) & (fresh <= high[0])))
         total += fresh.size
-    assert 0.75 <= covered / total <= 0.98, f"covered {covered} of {total}"
+    assert covered / total >= 0.75, f"covered {covered} of {total}"
+    if x_new < M[-1]:
+        assert covered / total <= 0.98, f"covered {covered} of {total}"
+    assert np.median(half) < 4 * 1.645 * NOISE
 
 
 def test_predictive_interval_is_wider_than_the_curve_band_and_grows_beyond_the_data(m2_fits):
@@ -54,8 +68,12 @@ def test_predictive_interval_is_wider_than_the_curve_band_and_grows_beyond_the_d
     assert np.all(low < b_low) and np.all(high > b_high)       # noise on top of the curve's own spread
     width = np.log(high / low)
     assert width[0] < width[1] < width[2]
-    # Inside the data the width is the noise's: 2 * 1.645 * 3% with a little curve spread, not 3x that.
-    assert 2 * 1.645 * NOISE * 0.7 < width[0] < 2 * 1.645 * NOISE * 1.6
+    # Inside the data the scale is the noise's, 3% with a little curve spread, not 3x that, and
+    # the Student-t's degrees of freedom near the residuals' 9 (12 points, 3 parameters; the
+    # small far part adds a little, as Welch and Satterthwaite's sum of two estimates does).
+    _, scale, dof = fit.log_scale(x[:1])
+    assert 0.7 * NOISE < scale[0] < 1.6 * NOISE and 6 < dof[0] < 20
+    assert width[0] == pytest.approx(2 * stdtrit(dof[0], 0.95) * scale[0], rel=1e-9)
 
 
 def test_lower_level_gives_a_narrower_interval(m2_fits):
@@ -67,17 +85,64 @@ def test_lower_level_gives_a_narrower_interval(m2_fits):
         m2_fits[1].interval(x, 1.0)
 
 
-def test_extrapolation_growth_recovers_a_known_rate():
-    """Errors built as sqrt(sigma^2 + c^2 d) * N(0, 1) at the held-out distances give c back."""
-    x = np.geomspace(1e3, 1e6, 60)
-    rng = np.random.default_rng(0)
-    errors = {}
-    for k in (12, 15, 20, 30):
-        d = extrapolation_distance(x[-k:], (x[0], x[-k - 1]))
-        errors[k] = np.sqrt(0.01**2 + 0.2**2 * d) * rng.normal(size=k)
-    c, nu = extrapolation_growth(x, errors, 0.01)
-    assert nu == 4 and 0.14 < c < 0.26
-    assert extrapolation_growth(x, {}, 0.01) == (0.0, 0)
+def test_interval_is_the_documented_sum_of_variances(m2_fits):
+    """s(x)**2 = [sigma**2 + var_boot] + [var_forms + (c d)**2] under a Student-t with Welch and
+    Satterthwaite's degrees of freedom: rebuilt by hand at one size past the data."""
+    fit = m2_fits[2]
+    x = np.array([M[-1] * 16.0])
+    est = fit.estimator
+    boot = np.log([est.curve(p, x)[0] for p in fit.boot_params])
+    w = np.array([a[0] for a in fit.alternatives])
+    logs = np.array([math.log(a[1].curve(a[2], x)[0]) for a in fit.alternatives])
+    var_k = float(np.sum(w * (logs - np.sum(w * logs)) ** 2))
+    d = math.log(16.0) / math.log(M[-1] / M[0])
+    near, far = fit.noise_log() ** 2 + np.var(boot), var_k + (EXTRAPOLATION_LOG_PER_SPAN * d) ** 2
+    s2 = near + far
+    nu = s2**2 / (near**2 / (M.size - 3) + far**2 / FAR_DOF)
+    q = float(stdtrit(nu, 0.95))
+    low, high = fit.interval(x, 0.9)
+    centre = math.log(fit.predict(x, warn=False)[0])
+    assert math.log(high[0]) == pytest.approx(centre + q * math.sqrt(s2), rel=1e-9)
+    assert math.log(low[0]) == pytest.approx(centre - q * math.sqrt(s2), rel=1e-9)
+    assert abs(sum(w) - 1.0) < 1e-12 and len(fit.alternatives) >= 3
+
+
+def test_forms_that_part_ways_widen_the_interval(m2_fits):
+    """The same fit with its chosen form alone (no alternatives) is narrower far past the data,
+    where m1 and m2 disagree most."""
+    fit = m2_fits[3]
+    alone = dataclasses.replace(fit, alternatives=((1.0, fit.estimator, dict(fit.params)),))
+    x = np.array([M[-1] * 256.0])
+    w_all = np.log(np.divide(*fit.interval(x, 0.9)[::-1]))[0]
+    w_alone = np.log(np.divide(*alone.interval(x, 0.9)[::-1]))[0]
+    assert w_all > w_alone > 0
+
+
+@pytest.mark.parametrize("n", [3, 4, 6])
+def test_no_interval_has_zero_width_even_on_exact_data(n):
+    """Points exactly on a power law leave no residual: the noise floor and the distance term
+    still give every interval a width, inside the data and beyond; fewer residual degrees of
+    freedom give a wider one (t_1 near the data for 3 points and m1's 2 parameters)."""
+    x = 1e3 * 2.0 ** np.arange(n)
+    sel = fit_curve(x, 3.0 * x**-0.3, n_boot=50)
+    low, high = sel.fit.interval(np.array([x[0], x[-1] * 2, x[-1] * 100]), 0.9)
+    assert np.all(high / low > 1.0 + 2 * NOISE_FLOOR_LOG), (n, low, high)
+    if n == 3:
+        assert sel.form == "m1" and sel.fit.log_scale(x[:1])[2][0] == pytest.approx(1.0)
+
+
+def test_three_points_get_an_honest_interval_and_m2_refuses_them():
+    """3 points: auto fits m1 (the only form that leaves a degree of freedom) with a non-zero
+    exponent interval; m2 refuses in one line that names the points it needs."""
+    x = np.array([1000.0, 2000.0, 4000.0])
+    y = np.array([0.5, 0.41, 0.37])
+    sel = fit_curve(x, y, n_boot=100)
+    lo, hi = sel.fit.intervals["beta_g"]
+    assert sel.form == "m1" and lo < sel.fit.params["beta_g"] < hi and hi - lo > 0.01
+    low, high = sel.fit.interval(np.array([8000.0]), 0.9)
+    assert high[0] / low[0] > 1.2                      # 1 residual degree of freedom: a wide interval
+    with pytest.raises(ValueError, match=r"form m2 needs at least 4 points \(3 parameters and one more"):
+        fit_curve(x, y, form="m2")
 
 
 @pytest.mark.parametrize("name", list(LEARNING_FORMS))
