@@ -1,9 +1,10 @@
 """One log-log figure of compared learning curves (`analysis.compare`).
 
-Every curve gets its measured points, its fitted curve (solid over the data, dashed beyond), its
-predictive band (`CurveFit.interval`, the per-size intervals' kind) out past the comparison
-sizes, and error bars at each comparison size; every
-crossover is a dotted vertical line with its bootstrap interval shaded.
+Every curve gets its measured points, its fitted curve (solid over the data, dashed beyond; for
+curves with points, the chosen joint model's, named in the legend), its predictive band
+(`CurveFit.interval`, the per-size intervals' kind) out past the comparison sizes, and error bars
+at each comparison size; every crossover is a dotted vertical line with its interval shaded (an
+open end, 0 or inf, is shaded to the frame).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def plot_comparison(points: Mapping[str, tuple], fits: Mapping[str, CurveFit], r
 
     ``points`` maps each curve's name to its measured (x, y), or (x, y, in_fit) where in_fit
     marks the points the curve was fitted on (the others are drawn hollow); ``result`` is
-    `analysis.compare.compare_fits`' dict for the same ``fits``.
+    `analysis.compare.compare_joint`'s (or `compare_fits`') dict for the same ``fits``.
     """
     sizes = [a["x"] for a in result["at"]]
     x_lo = min(float(np.min(p[0])) for p in points.values()) / MARGIN_FACTOR
@@ -54,7 +55,12 @@ def plot_comparison(points: Mapping[str, tuple], fits: Mapping[str, CurveFit], r
             _draw_curve(ax, name, fit, points[name], grid, color, result["level"])
             _draw_sizes(ax, name, result["at"], color)
         for p in drawn:
-            _draw_crossover(ax, p)
+            _draw_crossover(ax, p, x_lo, x_hi)
+        joint = result.get("joint")
+        if joint:
+            p_shared = (joint.get("exponent_test") or {}).get("p_value")
+            ax.plot([], [], " ", label=f"joint {joint['form']} fit: {joint['chosen_means']}"
+                    + (f" (shared exponent: p = {p_shared:.2g})" if p_shared is not None else ""))
         if any(f.boot_params for f in fits.values()):
             ax.fill_between([], [], [], color="0.5", alpha=0.15, linewidth=0,
                             label=f"{result['level']:.0%} predictive intervals")
@@ -105,11 +111,19 @@ def _draw_sizes(ax, name: str, at: list[dict], color: str) -> None:
                     markersize=4, capsize=3)
 
 
-def _draw_crossover(ax, pair: dict) -> None:
+def _draw_crossover(ax, pair: dict, x_lo: float, x_hi: float) -> None:
     x = pair["crossover_x"]
-    lo, hi = pair["crossover_interval"]
+    lo, hi = (_number(v) for v in pair["crossover_interval"])
     label = f"{pair['a']} = {pair['b']} at {x:.3g}"
-    if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
-        ax.axvspan(lo, hi, color="0.5", alpha=0.12, linewidth=0)
+    if lo is not None and hi is not None:
+        ax.axvspan(max(lo, x_lo), min(hi, x_hi), color="0.5", alpha=0.12, linewidth=0)
         label += f" [{lo:.3g}, {hi:.3g}]"
     ax.axvline(x, color="0.3", linestyle=":", label=label)
+
+
+def _number(v) -> float | None:
+    """A record's number as a float: None stays None, "inf" (`analysis.jsonsafe`) is infinity."""
+    if v is None:
+        return None
+    v = float(v)
+    return None if math.isnan(v) else v

@@ -1,4 +1,5 @@
-"""``scal compare`` on studies: find them, fit each, compare, plot, and log the comparison to MLflow.
+"""``scal compare`` on studies: find them, read their points, fit them jointly, compare, plot, and log
+the comparison to MLflow.
 
 A reference is a study's parent run id or an experiment name (its newest study). Each curve is
 named after its study's experiment; two studies of one experiment are told apart by a run id
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from analysis.compare import EXPONENT_FORM, LEVEL, compare_fits, exponent_refits
+from analysis.compare import LEVEL, compare_joint, joint_comparison
 from analysis.compare_plot import plot_comparison
 from analysis.fit import FitError
 from analysis.jsonsafe import jsonable
@@ -82,29 +83,32 @@ def compare_studies(client: MlflowClient, refs: Sequence[str], at: Sequence[floa
     """Compare the studies ``refs`` in the store of ``client`` (`scal.tracking.open_client`) and
     log the comparison run there.
 
-    Returns `analysis.compare.compare_fits`' dict plus ``studies`` (name, ref, run id),
+    Each study contributes the best-fit points its own analysis fits (`scal.analyze.fit_study`:
+    compute-limited and small-data points left out); the curves are then fitted jointly and
+    compared by `analysis.compare` (``form``: the common form, auto, m1 or m2). Returns
+    `analysis.compare.compare_joint`'s dict plus ``studies`` (name, ref, run id),
     ``comparison_run_id``, ``tracking_uri`` and ``plot`` (the PNG written under ``out_dir``, a
     temporary folder by default).
     """
     if len(refs) < 2:
         raise ValueError(f"a comparison needs at least 2 studies (run ids or experiment names), got {len(refs)}")
     studies = resolve_refs(client, refs)
-    seeds = {s.name: seed + k for k, s in enumerate(studies)}   # independent bootstraps (analysis.compare)
-    fitted: dict[str, StudyFits] = {s.name: _fit(client, s, form, n_boot, seeds[s.name]) for s in studies}
-    by_name = {s.name: s for s in studies}
-    fits = {name: f.curve for name, f in fitted.items()}
-
-    def refit(name: str):
-        return fit_study(client, by_name[name].run_id, form=EXPONENT_FORM, n_boot=n_boot, seed=seeds[name]).curve
-
-    result = compare_fits(fits, at=at, level=level, exponent_fits=exponent_refits(fits, refit))
+    fitted: dict[str, StudyFits] = {s.name: _fit(client, s) for s in studies}
+    curves = {name: (f.points["size"].to_numpy(float)[f.points["in_fit"].to_numpy(bool)],
+                     f.points["val_error"].to_numpy(float)[f.points["in_fit"].to_numpy(bool)])
+              for name, f in fitted.items()}
+    try:
+        joint = joint_comparison(curves, form=form, n_boot=n_boot, seed=seed)
+    except FitError as exc:
+        raise FitError(f"studies {', '.join(fitted)}: {exc}") from None
+    result = compare_joint(joint, at=at, level=level)
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="scal-compare-"))
     metrics = {f.metric for f in fitted.values()}
     points = {name: (f.points["size"].to_numpy(float), f.points["val_error"].to_numpy(float),
                      f.points["in_fit"].to_numpy(bool)) for name, f in fitted.items()}
-    png = plot_comparison(points, fits, result, out / "comparison.png",
+    png = plot_comparison(points, joint.fits, result, out / "comparison.png",
                           metric_label=metrics.pop() if len(metrics) == 1 else "error",
-                          title="learning curves: " + " vs ".join(fits))
+                          title="learning curves: " + " vs ".join(joint.fits))
     result["studies"] = [{"name": s.name, "ref": s.ref, "run_id": s.run_id, "experiment": s.experiment}
                          for s in studies]
     result["tracking_uri"] = client.tracking_uri
@@ -115,9 +119,11 @@ def compare_studies(client: MlflowClient, refs: Sequence[str], at: Sequence[floa
     return result
 
 
-def _fit(client: MlflowClient, study: StudyRef, form: str, n_boot: int, seed: int) -> StudyFits:
+def _fit(client: MlflowClient, study: StudyRef) -> StudyFits:
+    """The study's points and which of them its fit uses; its own fit (auto, no bootstrap) is not
+    compared: the comparison fits all studies jointly in one form."""
     try:
-        return fit_study(client, study.run_id, form=form, n_boot=n_boot, seed=seed)
+        return fit_study(client, study.run_id, form=AUTO, n_boot=0)
     except FitError as exc:
         raise FitError(f"study {study.name} ({study.run_id}): {exc}") from None
 
