@@ -8,11 +8,18 @@ line per domain. Target: each quick study within 15 minutes on the 2-core machin
 
     python benchmarks/domain_quick.py                     # every registered domain but toy
     python benchmarks/domain_quick.py --domains image     # about 12 minutes on 2 cores
+    python benchmarks/domain_quick.py --points-csv benchmarks/data/quick_points.csv
+
+``--points-csv FILE`` also writes every study's best-fit points (domain, unit, m, the median
+error, each seed's error, the region, in_fit and the compute-limited reason), one row per
+subset: benchmarks/calibration.py backtests the quick studies from that file.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import logging
 import tempfile
 import time
@@ -45,7 +52,9 @@ def one(domain: str, unit: str | None, budget: str = "quick", after=None, data: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--domains", default=",".join(n for n in domains.REGISTRY if n != "toy"))
+    ap.add_argument("--points-csv", type=Path, default=None, help="also write each study's best-fit points here")
     args = ap.parse_args()
+    rows: list[dict] = []
     logging.basicConfig(level=logging.WARNING)
     print(f"{'domain':<12} {'wall':>7} {'target':>6}  {'beta_g [95%]':<28} {'paper':>6}  {'beta_p [95%]':<26} {'form':<5} "
           "backtest m_max/8 -> m_max (rel. error, inside)  compute-limited")
@@ -58,6 +67,20 @@ def main() -> None:
               f"{s['beta_g']:>7.3f} [{glo:.3f}, {ghi:.3f}]{'':<6} {paper:>6.3f}  "
               f"{s['beta_p']:>6.3f} [{plo:.3f}, {phi:.3f}]{'':<6} {s['form']:<5} {_backtest(s['backtest'])}  "
               f"{sum(1 for p in s['subsets'] if p['compute_limited'])} of {len(s['subsets'])}", flush=True)
+        rows += [{"domain": name, "unit": unit, "m": p["size"], "val_error": p["val_error"],
+                  "seed_errors": json.dumps(p["seed_errors"]), "region": p["region"], "in_fit": int(p["in_fit"]),
+                  "compute_limited": p["compute_limited"] or "", "metric": s["metric"],
+                  "wall_s": round(s["wall_s"], 1)} for p in s["subsets"]]
+        if args.points_csv:   # after every domain, so a long run keeps what it has measured
+            write_points(args.points_csv, rows)
+
+
+def write_points(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _backtest(bt: dict) -> str:
