@@ -186,8 +186,10 @@ def compute_sentence(surface: dict[str, Any] | None, unit: str, level: float = D
     unit; ``level``: the coverage of the intervals; ``target_loss``: the loss to reach (default
     DEFAULT_TARGET_CUT below the lowest loss a tuned cell reached; the caller may pass, e.g.,
     the learning curve's prediction at 10x the data, named by ``target_reason``). Every number carries its interval, the
-    answer says how many times beyond the largest N and D trained it lies, and a surface whose
-    frontier exponent interval is wider than UNDETERMINED_WIDTH is said to be not determined yet."""
+    answer says how many times beyond the largest N and D trained it lies. A surface whose
+    frontier exponent interval is wider than UNDETERMINED_WIDTH is said to be not determined yet,
+    with the sizes that would pin it, and then no cheapest (N, D) is printed (its interval would
+    span orders of magnitude; ``answer`` still gives it)."""
     if not surface or "error" in surface or "compute" not in surface:
         return None
     check_level(level)
@@ -204,6 +206,11 @@ def compute_sentence(surface: dict[str, Any] | None, unit: str, level: float = D
     boots = comp.get("cost_boot", [])
     u_iv, v_iv = (percentile_interval([_num(b[i]) for b in boots], level) for i in (1, 2))   # at ``level``, as the rest
     cost = f"FLOPs ~ N^{_fmt(u)} {_iv(u_iv)} D^{_fmt(v)} {_iv(v_iv)}, fitted to its {cm['n_cells']} tuned cells' runs"
+    exp, exp_iv = frontier_exponent(surface)
+    loose = not (math.isfinite(exp_iv[0]) and math.isfinite(exp_iv[1])) or exp_iv[1] - exp_iv[0] > UNDETERMINED_WIDTH
+    undetermined = (f"The surface is not determined yet: its frontier exponent beta/alpha is {_fmt(exp)}, "
+                    f"{round(100 * float(surface.get('ci', 0.95)))}% interval {_iv(exp_iv)}"
+                    + (f", wider than {UNDETERMINED_WIDTH:g}" if math.isfinite(exp_iv[0]) else ""))
     if not (math.isfinite(u) and math.isfinite(v)):
         s.append(f"Too few tuned cells with their FLOPs ({cm['n_cells']}, {MIN_COST_CELLS} needed) to fit its cost, "
                  f"so it cannot say which model and data reach {_fmt(target)} {metric} most cheaply.")
@@ -217,6 +224,13 @@ def compute_sentence(surface: dict[str, Any] | None, unit: str, level: float = D
             grows = "N" if not u > 0 else "D"
             s.append(f"Its measured cost ({cost}) does not grow with {grows}, so no finite model and data reach "
                      f"{_fmt(target)} {metric}{why} most cheaply: the cost model, not the surface, is the limit.")
+        elif loose:
+            # A cheapest (N, D) read off a surface whose trade-off between N and D is unknown would
+            # be a number with an interval over many orders of magnitude: say what is missing
+            # instead (the JSON record keeps the answer and its intervals).
+            s.append(f"Its measured cost is {cost}. {undetermined}, so it cannot yet say which model and data "
+                     f"reach {_fmt(target)} {metric}{why} most cheaply; {pinning_sizes(surface, unit)}.")
+            return " ".join(s)
         else:
             n_max, d_max = (_num(surface[k][1]) for k in ("n_range", "d_range"))
             s.append(f"Under its own cost ({cost}), the cheapest way to {_fmt(target)} {metric}{why} is "
@@ -224,12 +238,8 @@ def compute_sentence(surface: dict[str, Any] | None, unit: str, level: float = D
                      f"{_iv(a['data_interval'])}, {_fmt(a['flops'])} FLOPs {_iv(a['flops_interval'])} of training "
                      f"({pct} bootstrap intervals): {_beyond(a['n_params'], n_max, 'model')}, and "
                      f"{_beyond(a['data'], d_max, 'subset')}.")
-    exp, exp_iv = frontier_exponent(surface)
-    if not (math.isfinite(exp_iv[0]) and math.isfinite(exp_iv[1])) or exp_iv[1] - exp_iv[0] > UNDETERMINED_WIDTH:
-        s.append(f"The surface is not determined yet: its frontier exponent beta/alpha is {_fmt(exp)}, "
-                 f"{round(100 * float(surface.get('ci', 0.95)))}% interval {_iv(exp_iv)}"
-                 + (f", wider than {UNDETERMINED_WIDTH:g}" if math.isfinite(exp_iv[0]) else "")
-                 + f"; {pinning_sizes(surface, unit)}.")
+    if loose:
+        s.append(f"{undetermined}; {pinning_sizes(surface, unit)}.")
     return " ".join(s)
 
 

@@ -33,7 +33,7 @@ the same; IC's dense curves would dominate a pooled share), reported per distanc
 
 Target: at level 0.9, coverage between 80% and 95% in every source, split and band.
 
-    python benchmarks/calibration.py                       # every source, both splits (~15 min on 2 cores)
+    python benchmarks/calibration.py                       # every source, both splits (~4 min on 2 cores)
     python benchmarks/calibration.py --per-family 10 --sources synthetic --jobs 2
     python benchmarks/calibration.py --markdown out.md     # the tables as Markdown too
 """
@@ -85,7 +85,7 @@ def thin(x: np.ndarray, y: np.ndarray, n: int = THIN_POINTS) -> tuple[np.ndarray
 
 
 def public_tasks(data_dir: Path) -> list[Task]:
-    """The benchmark's own split of every curve, and its cuts at max/8 and max/64 (thinned)."""
+    """The benchmark's own split of every curve, and its cuts at max/8 and max/32 (thinned)."""
     out = []
     by_domain: dict[str, int] = {}
     for key, g in load_curves(data_dir):

@@ -50,6 +50,7 @@ def test_bad_input_one_line_error_and_store_unchanged(toy_study, tmp_path, args,
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_corrupt_text_data_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe\x00garbage" * 100)
@@ -76,6 +77,7 @@ def test_own_text_study_through_cli(tmp_path):
     assert all(x["n_seeds"] == 1 for x in out["subsets"])          # the override reached the search
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_domains_lists_units_and_metrics(tmp_path):
     proc = run_cli(["domains", "--json"], cwd=tmp_path)
     rows = json.loads(proc.stdout)["domains"]

@@ -389,6 +389,7 @@ def write_csv(path, names=("A", "B"), curves=None) -> str:
     return str(path)
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_cli_csv_json(tmp_path):
     csv = write_csv(tmp_path / "arch.csv")
     proc = run_cli(["compare", csv, "--x", "examples", "--y", "error", "--group", "arch", "--n-boot", "40",

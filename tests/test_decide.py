@@ -176,6 +176,7 @@ def _csv(tmp_path, flags=True):
     return path, m, eps
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_fit_csv_backtest_compute_limited_and_decision(tmp_path):
     from conftest import run_cli
 

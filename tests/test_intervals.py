@@ -30,15 +30,26 @@ def noisy(clean: np.ndarray, sigma_log: float, rng: np.random.Generator) -> np.n
     return clean * np.exp(rng.normal(0.0, sigma_log, np.shape(clean)))
 
 
+def m2_fit(seed: int) -> CurveFit:
+    """M2 fitted to a noisy copy (seed ``seed``) of one M2 curve, default bootstrap."""
+    clean = M2().curve(TRUE_M2, M)
+    return fit_curve(M, noisy(clean, NOISE, np.random.default_rng(seed)), form="m2", seed=seed).fit
+
+
 @pytest.fixture(scope="module")
 def m2_fits() -> list[CurveFit]:
-    """M2 fitted to 20 noisy copies of one M2 curve (seeds 0..19), default bootstrap."""
-    clean = M2().curve(TRUE_M2, M)
-    return [fit_curve(M, noisy(clean, NOISE, np.random.default_rng(seed)), form="m2", seed=seed).fit
-            for seed in range(20)]
+    """Seeds 0..19 (the coverage test, slow tier)."""
+    return [m2_fit(seed) for seed in range(20)]
+
+
+@pytest.fixture(scope="module")
+def few_m2_fits() -> list[CurveFit]:
+    """Seeds 0..3, the same fits as m2_fits' first four (the fast tier's tests need no more)."""
+    return [m2_fit(seed) for seed in range(4)]
 
 
 @pytest.mark.parametrize("x_new", [M[5] * 1.4, M[-1] * 4.0], ids=["interpolated", "extrapolated 4x"])
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_predictive_interval_covers_a_fresh_observation(m2_fits, x_new):
     """Over 20 fits x 10 fresh noisy measurements at x_new, the 90% interval holds at least 75%
     of them. Inside the data it holds at most 98%; past it, on this curve whose form is right,
@@ -60,8 +71,8 @@ def test_predictive_interval_covers_a_fresh_observation(m2_fits, x_new):
     assert np.median(half) < 4 * 1.645 * NOISE
 
 
-def test_predictive_interval_is_wider_than_the_curve_band_and_grows_beyond_the_data(m2_fits):
-    fit = m2_fits[0]
+def test_predictive_interval_is_wider_than_the_curve_band_and_grows_beyond_the_data(few_m2_fits):
+    fit = few_m2_fits[0]
     x = np.array([M[6], M[-1] * 4.0, M[-1] * 64.0])
     low, high = fit.interval(x, 0.9)
     b_low, b_high = fit.band(x, warn=False)
@@ -76,19 +87,19 @@ def test_predictive_interval_is_wider_than_the_curve_band_and_grows_beyond_the_d
     assert width[0] == pytest.approx(2 * stdtrit(dof[0], 0.95) * scale[0], rel=1e-9)
 
 
-def test_lower_level_gives_a_narrower_interval(m2_fits):
+def test_lower_level_gives_a_narrower_interval(few_m2_fits):
     x = np.array([M[3], M[-1] * 8.0])
-    lo9, hi9 = m2_fits[1].interval(x, 0.9)
-    lo5, hi5 = m2_fits[1].interval(x, 0.5)
+    lo9, hi9 = few_m2_fits[1].interval(x, 0.9)
+    lo5, hi5 = few_m2_fits[1].interval(x, 0.5)
     assert np.all(lo9 < lo5) and np.all(hi5 < hi9)
     with pytest.raises(ValueError, match="between 0 and 1"):
-        m2_fits[1].interval(x, 1.0)
+        few_m2_fits[1].interval(x, 1.0)
 
 
-def test_interval_is_the_documented_sum_of_variances(m2_fits):
+def test_interval_is_the_documented_sum_of_variances(few_m2_fits):
     """s(x)**2 = [sigma**2 + var_boot] + [var_forms + (c d)**2] under a Student-t with Welch and
     Satterthwaite's degrees of freedom: rebuilt by hand at one size past the data."""
-    fit = m2_fits[2]
+    fit = few_m2_fits[2]
     x = np.array([M[-1] * 16.0])
     est = fit.estimator
     boot = np.log([est.curve(p, x)[0] for p in fit.boot_params])
@@ -107,10 +118,10 @@ def test_interval_is_the_documented_sum_of_variances(m2_fits):
     assert abs(sum(w) - 1.0) < 1e-12 and len(fit.alternatives) >= 3
 
 
-def test_forms_that_part_ways_widen_the_interval(m2_fits):
+def test_forms_that_part_ways_widen_the_interval(few_m2_fits):
     """The same fit with its chosen form alone (no alternatives) is narrower far past the data,
     where m1 and m2 disagree most."""
-    fit = m2_fits[3]
+    fit = few_m2_fits[3]
     alone = dataclasses.replace(fit, alternatives=((1.0, fit.estimator, dict(fit.params)),))
     x = np.array([M[-1] * 256.0])
     w_all = np.log(np.divide(*fit.interval(x, 0.9)[::-1]))[0]
@@ -206,6 +217,7 @@ def test_fit_table_in_worker_processes_matches_one_process(tmp_path):
     assert fit_table(csv, "examples", "error", jobs=2, **args) == fit_table(csv, "examples", "error", jobs=1, **args)
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_cli_level_sets_the_interval_and_bad_level_exits_2(tmp_path):
     csv = write_csv(tmp_path / "c.csv", n_curves=1)
     base = ["fit", str(csv), "--x", "examples", "--y", "error", "--size", "1e7", "--n-boot", "50", "--json"]

@@ -166,6 +166,7 @@ def test_read_only_commands_create_no_store(tmp_path, args):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_resume_without_a_store_creates_nothing(tmp_path):
     proc = run_cli(["study", "--domain", "toy", "--budget", "smoke", "--resume"], cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: no unfinished study"), proc.stderr[-2000:]

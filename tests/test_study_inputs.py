@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import run_cli, sqlite_uri
@@ -24,6 +25,7 @@ def test_the_fingerprint_names_the_scal_version():
     assert fingerprint({**PARAMS, "study.seed": 1}) != fingerprint(PARAMS)
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_a_study_begun_by_another_version_is_not_resumed(tmp_path):
     """An unfinished study run left by another scal version is not the one this version continues."""
     uri = sqlite_uri(tmp_path)
@@ -50,6 +52,7 @@ def test_pool_size_is_a_logged_parameter_and_in_the_fingerprint(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()                          # preparing writes nothing
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_one_trial_takes_the_pool_size_too(tmp_path):
     """`scal train` (and `search-size`, through the same `prepare`) accept ``--pool-size``: the
     trial's subset is drawn from that pool, which its dataset input's digest records."""

@@ -71,6 +71,7 @@ def test_noisy_surface_recovers_parameters_within_intervals():
     assert fit.n_points == 60 and fit.n_boot == 100
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_intervals_cover_true_exponents_in_most_seeds():
     covered = {"alpha": 0, "beta": 0}
     for seed in range(20):
@@ -342,6 +343,8 @@ def test_compute_sentence_says_when_the_surface_is_not_determined():
     text = compute_sentence(rec, "tokens", 0.9)
     assert f"The surface is not determined yet: its frontier exponent beta/alpha is {value:.4g}, 95% interval" in text
     assert text.endswith(pinning_sizes(rec, "tokens") + ".")
+    # No cheapest (N, D) off an undetermined surface: its interval would span orders of magnitude.
+    assert "the cheapest way" not in text and "so it cannot yet say which model and data reach" in text
     # Which sizes: the exponent whose interval is wider in log terms.
     wide_alpha = {"intervals": {"alpha": [0.1, 0.9], "beta": [0.3, 0.4]}, "n_range": [1e6, 1e8], "d_range": [1e9, 1e11]}
     assert pinning_sizes(wide_alpha, "tokens") == ("models larger than 1e+08 parameters at the largest subset "
@@ -424,6 +427,7 @@ def surface_csv(tmp_path):
     return path
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_cli_csv_json_schema(surface_csv, tmp_path):
     proc = run_cli(["surface", str(surface_csv), "--n", "params", "--d", "tokens", "--y", "loss", "--compute", "1e21",
                     "--compute", "1e23", "--n-boot", "50", "--out-dir", str(tmp_path / "plots"), "--json"], cwd=tmp_path)
@@ -531,6 +535,7 @@ def test_cli_bad_prediction_input_exits_2_before_fitting(surface_csv, tmp_path, 
     assert not (tmp_path / "plots").exists()
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_cli_backtest_needs_enough_cells(tmp_path):
     """Six cells are the fewest a backtest can refit (five, less the largest one); duplicate rows
     are one cell, so rows do not make up for cells."""
@@ -549,6 +554,7 @@ def test_cli_backtest_needs_enough_cells(tmp_path):
                                    "needs at least 6 points (cells), got 5")
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_cli_too_few_points_and_study_only_options(tmp_path):
     path = tmp_path / "few.csv"
     pd.DataFrame({"n": [1e6, 2e6, 4e6], "d": [1e8, 2e8, 4e8], "y": [3.0, 2.9, 2.8]}).to_csv(path, index=False)
@@ -618,6 +624,7 @@ TINY_CELLS = {(41, 64): 0.21, (81, 64): 0.18, (81, 128): 0.155, (161, 128): 0.14
               (161, 256): 0.115, (321, 512): 0.105}
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
 def test_study_points_are_tuned_cells(tiny_store):
     """One point per (N, D) cell: its best configuration's median over seeds. A bad learning
     rate, a raced-out configuration, a cell of upper bounds, a probe and a failed configuration
@@ -685,6 +692,7 @@ def describe_of(surface) -> str:
     return describe(surface.record())
 
 
+@pytest.mark.slow   # over 5 s on 2 cores (24 runs logged to sqlite); the full suite runs it
 def test_too_few_cells_is_the_error_record(tiny_store, tmp_path):
     """Many trials in few cells cannot carry a surface: analyze_surface says so instead of failing."""
     from scal.surface import analyze_surface
@@ -789,7 +797,11 @@ def test_lr_grid_study_fits_its_tuned_cells(tmp_path):
     # Every smoke trial runs its 150 steps or stops early, so the cost grows with N and barely with D.
     cost = comp["cost_model"]
     assert cost["n_cells"] == len(oracle) and cost["u"] == pytest.approx(1.0, abs=0.3)
-    if cost["u"] > 0 and cost["v"] > 0:
+    if cost["u"] > 0 and cost["v"] > 0 and "not determined yet" in text:
+        # An undetermined trade-off between N and D: no cheapest (N, D), what would pin it instead.
+        assert "so it cannot yet say which model and data reach" in text and "the cheapest way" not in text
+        assert text.endswith("would pin it.")
+    elif cost["u"] > 0 and cost["v"] > 0:
         assert "(90% bootstrap intervals)" in text
         assert "the largest subset trained (512)" in text or "within the subsets trained (the largest: 512)" in text
     else:
