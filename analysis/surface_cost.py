@@ -52,6 +52,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from analysis.decision import fmt
 from analysis.fit import DEFAULT_LEVEL, check_level, rank_interval
 from analysis.jsonsafe import json_number
 from analysis.surface import PARAMS, SurfaceFit, percentile_interval
@@ -266,15 +267,12 @@ def _beyond(value: float, largest: float, what: str) -> str:
 
 
 def _fmt(v) -> str:
-    """A number as the decision summary writes one: measured sizes in full, estimates to 3-4 figures."""
+    """A record's number as the decision summary writes one (`analysis.decision.fmt`); an
+    unreachable answer (inf) reads "unbounded"."""
     v = _num(v)
-    if math.isnan(v):
-        return "?"
     if math.isinf(v):
         return "unbounded" if v > 0 else "-unbounded"
-    if float(v).is_integer() and abs(v) < 1e7:
-        return f"{v:,.0f}"
-    return f"{v:.3g}" if abs(v) >= 1e4 else f"{v:.4g}"
+    return fmt(v)
 
 
 def _iv(iv) -> str:
