@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import traceback
 from typing import Callable
 
@@ -13,9 +12,12 @@ from domains import loop
 from domains.protocol import LogFn, TrialResult, TrialSpec
 
 
-def set_threads(n_threads: int | None = None) -> int:
-    """Use the machine's cores (or ``SCAL_THREADS``); determinism holds for a fixed thread count."""
-    n = n_threads or int(os.environ.get("SCAL_THREADS", "0")) or (os.cpu_count() or 1)
+def set_threads(n: int) -> int:
+    """Train on ``n`` torch threads (``--threads``). A CPU trial's numbers depend on its thread
+    count (a matrix product splits its sums across the threads, and float addition is not
+    associative), so the count is an input of the study, the same wherever the trial runs."""
+    if n < 1:
+        raise ValueError(f"--threads must be at least 1, got {n}")
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

@@ -47,7 +47,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 BUDGET_HELP = "smoke (tests, seconds), quick (default, minutes), full (real studies, hours)"
 EXECUTOR_HELP = "auto (Ray when more than one trial fits at once or --ray-address is given, else local) | local | ray"
 RAY_ADDRESS_HELP = "join this Ray cluster (needs an http(s) --tracking-uri); default: a local Ray instance on 127.0.0.1"
-CPUS_HELP = "CPUs per Ray trial (also its torch threads)"
+CPUS_HELP = "CPUs a Ray trial reserves (how many run at once); default: --threads"
+THREADS_HELP = ("torch threads per trial, whichever executor trains it; a trial's numbers depend on it, "
+                "so it is logged and part of the resume fingerprint")
 GPUS_HELP = "GPUs per Ray trial, fractions allowed; default 1 where CUDA is, else 0"
 DOMAIN_HELP = "domain name (see `scal domains`)"
 UNIT_HELP = "subset-size unit; default: the domain's first (lm: char)"
@@ -119,10 +121,12 @@ def _renamed(old: str, new: str, old_value: Any, value: Any) -> Any:
     return old_value
 
 
-def _executor(kind: str, ray_address: str | None, cpus: float, gpus: float | None, max_concurrent: int | None,
-              scheduler: str = "fifo"):
+def _executor(kind: str, ray_address: str | None, cpus: float | None, threads: int, gpus: float | None,
+              max_concurrent: int | None, scheduler: str = "fifo"):
     from search.executor import ExecutorSettings
 
+    if cpus is None:   # a Ray trial reserves the cores its threads use
+        cpus = float(threads)
     if gpus is None:   # one GPU per trial where there are GPUs, none elsewhere
         import torch
 
@@ -256,6 +260,7 @@ def study(
     tracking_uri: Optional[str] = typer.Option(None, help=STORE_HELP),
     seed: int = typer.Option(0, help=SEED_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    threads: int = typer.Option(1, help=THREADS_HELP),
     k_configs: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER",
                                             help="configurations per subset (Monte Carlo grid); default from budget"),
     n_seeds: Optional[int] = typer.Option(None, parser=_count, metavar="INTEGER", help="seeds per configuration; default from budget"),
@@ -276,7 +281,7 @@ def study(
     scheduler: str = typer.Option("fifo", help="fifo (every trial runs to its end) | asha (stop poor grid trials early; Ray)"),
     executor: str = typer.Option("auto", envvar="SCAL_EXECUTOR", help=EXECUTOR_HELP),
     ray_address: Optional[str] = typer.Option(None, help=RAY_ADDRESS_HELP),
-    cpus_per_trial: float = typer.Option(1.0, help=CPUS_HELP),
+    cpus_per_trial: Optional[float] = typer.Option(None, help=CPUS_HELP),
     gpus_per_trial: Optional[float] = typer.Option(None, help=GPUS_HELP),
     max_concurrent: Optional[int] = typer.Option(None, help="at most this many trials at once; default: what the cluster holds"),
     resume: Optional[bool] = typer.Option(None, "--resume/--no-resume",
@@ -292,13 +297,15 @@ def study(
         from scal.study import StudyConfig, run_study
 
         cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), pool_size=pool_size,
-                          experiment=_none(experiment), tracking_uri=uri, seed=seed, device=device, k_configs=k_configs,
+                          experiment=_none(experiment), tracking_uri=uri, seed=seed, device=device, threads=threads,
+                          k_configs=k_configs,
                           n_seeds=n_seeds, race_keep=race_keep, n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
                           max_epochs=max_epochs, overfit_ratio=overfit_ratio, width_mults=_numbers(width_mults, float, "--width-mults"),
                           lr_mults=_numbers(lr_mults, float, "--lr-mults"),
                           layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register,
                           searcher=searcher, skopt_estimator=skopt_estimator, resume=resume, progress=not quiet,
-                          executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, max_concurrent, scheduler))
+                          executor=_executor(executor, ray_address, cpus_per_trial, threads, gpus_per_trial, max_concurrent,
+                                             scheduler))
         if quiet:
             _quiet_mlflow()
         summary = run_study(cfg)
@@ -743,10 +750,11 @@ def search_size(
     tracking_uri: Optional[str] = typer.Option(None, help=STORE_HELP),
     seed: int = typer.Option(0, help=SEED_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    threads: int = typer.Option(1, help=THREADS_HELP),
     overfit_ratio: Optional[float] = typer.Option(None, help=OVERFIT_HELP),
     executor: str = typer.Option("auto", envvar="SCAL_EXECUTOR", help=EXECUTOR_HELP),
     ray_address: Optional[str] = typer.Option(None, help=RAY_ADDRESS_HELP),
-    cpus_per_trial: float = typer.Option(1.0, help=CPUS_HELP),
+    cpus_per_trial: Optional[float] = typer.Option(None, help=CPUS_HELP),
     gpus_per_trial: Optional[float] = typer.Option(None, help=GPUS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
@@ -760,9 +768,9 @@ def search_size(
         from scal.study import StudyConfig
 
         cfg = StudyConfig(domain=domain, unit=_none(unit), budget=budget, data=_none(data), pool_size=pool_size,
-                          experiment=_none(experiment), tracking_uri=uri, seed=seed, device=device,
+                          experiment=_none(experiment), tracking_uri=uri, seed=seed, device=device, threads=threads,
                           overfit_ratio=overfit_ratio, progress=not quiet,
-                          executor=_executor(executor, ray_address, cpus_per_trial, gpus_per_trial, None))
+                          executor=_executor(executor, ray_address, cpus_per_trial, threads, gpus_per_trial, None))
         result = search_sizes(cfg, subset_size)
         rows = [f"{'m':>10} {'width':>6} {'n_params':>10} {'overfits':>8}  probes"]
         for r in result["subsets"]:
@@ -788,6 +796,7 @@ def train(
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment name; default scal-<domain>-<unit>-trials"),
     tracking_uri: Optional[str] = typer.Option(None, help=STORE_HELP),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    threads: int = typer.Option(1, help=THREADS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
@@ -800,7 +809,8 @@ def train(
         from scal.study import StudyConfig
 
         cfg = StudyConfig(domain=domain, unit=unit, budget=budget, data=data, pool_size=pool_size, experiment=experiment,
-                          tracking_uri=uri, seed=seed, device=device, max_steps=max_steps, progress=not quiet)
+                          tracking_uri=uri, seed=seed, device=device, threads=threads, max_steps=max_steps,
+                          progress=not quiet)
         result = train_one(cfg, subset_size, {"width": width, "layers": layers}, lr)
         print(" ".join(f"{k}={v}" for k, v in result.items()), file=out)
     _emit(result, as_json)

@@ -28,7 +28,8 @@ def search_sizes(cfg: StudyConfig, subset_size: int | None = None) -> dict[str, 
     tracker = StudyTracker(name, open_client(checks.store_uri(cfg.tracking_uri)))
     parent = tracker.start({"study.domain": p.domain.name, "study.unit": p.unit, "study.budget": p.budget.name,
                             "study.overfit_criterion": f"final_train_loss < {p.budget.overfit.ratio} * min_val_loss",
-                            "study.subset_sizes": ",".join(map(str, sizes))}, run_name="search-size")
+                            "study.subset_sizes": ",".join(map(str, sizes)), "study.threads": cfg.threads},
+                           run_name="search-size")
     executor = p.executor()
     trials = TrackedTrials(p, tracker, Progress(len(sizes), p.domain.metric(p.unit).name, enabled=cfg.progress), executor)
     base = Config(dict(p.settings.scale.size), p.settings.scale.lr)

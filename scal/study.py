@@ -54,6 +54,7 @@ class StudyConfig:
     tracking_uri: str | None = None
     seed: int = 0
     device: str = "auto"
+    threads: int = 1                       # torch threads per trial, whichever executor trains it
     k_configs: int | None = None
     race_keep: int | None = None           # race configurations on their first seed, keep this many
     n_seeds: int | None = None
@@ -88,7 +89,7 @@ class Prepared:
 
     def context(self) -> TrialContext:
         """What every trial of this study needs besides its spec (shipped once to each Ray node)."""
-        return TrialContext(self.domain.name, self.data, self.plan, self.cfg.device)
+        return TrialContext(self.domain.name, self.data, self.plan, self.cfg.device, self.cfg.threads)
 
     @functools.cached_property
     def datasets(self) -> StudyData:
@@ -140,6 +141,7 @@ def prepare(cfg: StudyConfig) -> Prepared:
 
 MAX_SEED = 2**32 - 1   # a 32-bit seed: numpy and torch take it, and trial seeds (seed * 1000 + i) stay in range
 MAX_SEEDS = 100        # seeds per configuration: each is a whole training run, and the median of 100 hardly moves
+MAX_THREADS = 1024     # torch threads per trial: past the cores of any machine scal runs on
 
 
 def _check_counts(cfg: StudyConfig, budget: Budget, has_depth: bool) -> None:
@@ -150,6 +152,10 @@ def _check_counts(cfg: StudyConfig, budget: Budget, has_depth: bool) -> None:
     checks.count("--k-configs", budget.k_configs, 1, grid,
                  why="the configurations the grid of --width-mults x --lr-mults x --layer-offsets holds")
     checks.count("--n-seeds", budget.n_seeds, 1, MAX_SEEDS)
+    checks.count("--threads", cfg.threads, 1, MAX_THREADS)
+    if cfg.executor.resolved_kind() == "ray" and cfg.threads > cfg.executor.cpus_per_trial:
+        raise ValueError(f"--threads {cfg.threads} is more than the {cfg.executor.cpus_per_trial:g} CPUs a Ray trial "
+                         "reserves (--cpus-per-trial): trials side by side would share cores")
     checks.count("--race-keep", budget.race_keep, 0, budget.k_configs - 1,
                  why=f"0 races nothing; racing keeps fewer than the {budget.k_configs} configurations")
     for option, value in (("--n-subsets", cfg.n_subsets), ("--min-subset", cfg.min_subset),
@@ -427,7 +433,7 @@ def _study_params(p: Prepared) -> dict[str, Any]:
     s, b = p.settings.scale, p.budget
     params = {
         "study.domain": p.domain.name, "study.unit": p.unit, "study.budget": b.name, "study.seed": p.cfg.seed,
-        "study.data": p.cfg.data or "embedded", "study.device": p.cfg.device,
+        "study.data": p.cfg.data or "embedded", "study.device": p.cfg.device, "study.threads": p.cfg.threads,
         # the training pool in the unit, whatever set it (--pool-size, --data, the domain's default)
         "study.pool_size": int(p.data.chunk_sizes().sum()),
         "study.subset_sizes": ",".join(map(str, p.plan.sizes)), "study.span_orders": f"{p.plan.span_orders:.3f}",

@@ -20,7 +20,7 @@ from search.trial import FINISHED, ExecutorSettings, OnDone, Proposer, TrialCont
 
 
 class LocalExecutor:
-    """Trials one after another in this process, using every core (``SCAL_THREADS`` to change)."""
+    """Trials one after another in this process, each on ``ctx.threads`` torch threads (``--threads``)."""
 
     name = "local"
 

@@ -81,14 +81,14 @@ class _ModelStore:
         return self.models.pop(key, None)
 
 
-def _trainable(config: dict, ctx: TrialContext, store: Any, threads: int) -> None:
+def _trainable(config: dict, ctx: TrialContext, store: Any) -> None:
     spec: TrialSpec = config["spec"]
     node = ray.get_runtime_context().get_node_id()
 
     def report(metrics: dict[str, float], step: int) -> None:
         tune.report({**{k: float(v) for k, v in metrics.items()}, "step": step, "final": 0, "node": node})
 
-    out = run_trial(ctx, spec, keep_model=config["keep_model"], threads=threads, log=report)
+    out = run_trial(ctx, spec, keep_model=config["keep_model"], log=report)
     if out.model is not None:
         ray.get(store.put.remote(spec.trial_hash(), out.model))
     r = out.result
@@ -410,9 +410,10 @@ class RayExecutor:
         self._n_batches = 0
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        threads = max(1, int(settings.cpus_per_trial))
+        # Each trial trains on ctx.threads torch threads (`--threads`), as it would locally; the
+        # CPUs it reserves (`--cpus-per-trial`, at least that many) only decide how many run at once.
         trainable = tune.with_resources(
-            tune.with_parameters(_trainable, ctx=ctx, store=self.store, threads=threads),
+            tune.with_parameters(_trainable, ctx=ctx, store=self.store),
             {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         )
         scheduler = _BatchASHA(max_rounds + 1) if settings.scheduler == "asha" else FIFOScheduler()

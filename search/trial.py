@@ -115,12 +115,15 @@ class TrialContext:
     data: DomainData
     plan: SubsetPlan
     device: str = "auto"
+    threads: int = 1        # torch threads of every trial (`--threads`): a result depends on it
 
 
 def run_trial(ctx: TrialContext, spec: TrialSpec, keep_model: bool, threads: int | None = None,
               log: Callable[[dict[str, float], int], None] | None = None) -> TrialOutcome:
-    """Train ``spec``: the same function in this process and on a Ray worker."""
-    n_threads = set_threads(threads)
+    """Train ``spec``: the same function in this process and on a Ray worker, on ``ctx.threads``
+    torch threads whichever executor runs it (``threads`` overrides it: a retrain for the registry
+    uses the count its trial ran with)."""
+    n_threads = set_threads(threads or ctx.threads)
     history: History = []
 
     def record(metrics: dict[str, float], step: int) -> None:

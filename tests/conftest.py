@@ -51,9 +51,6 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
     env.pop("MLFLOW_TRACKING_URI", None)
     # Tests run the in-process executor unless they ask for Ray (--executor ray): it starts in no time.
     env["SCAL_EXECUTOR"] = "local"
-    # One torch thread per trial, as a Ray trial on one CPU has: the tests' models are tiny, and on a
-    # shared CPU two threads spin-wait on each other (`one_thread`).
-    env["SCAL_THREADS"] = "1"
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "scal", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
@@ -82,13 +79,10 @@ def lm_study(tmp_path_factory):
     import torch
 
     before = torch.get_num_threads()
-    # One thread per trial (`one_thread` says why): 341 s on two threads on a loaded 2-core machine.
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SCAL_THREADS", "1")
-        try:
-            summary = run_study(cfg)
-        finally:
-            torch.set_num_threads(before)   # the trials set this process's threads; later tests get theirs back
+    try:
+        summary = run_study(cfg)   # one thread per trial, the default (`one_thread` says why)
+    finally:
+        torch.set_num_threads(before)   # the trials set this process's threads; later tests get theirs back
     return {"dir": d, "uri": uri, "summary": summary}
 
 

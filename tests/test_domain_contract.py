@@ -147,7 +147,6 @@ def smoke_study(request, tmp_path, monkeypatch, speech_cache):
         if name in STUDIES:
             study = request.getfixturevalue(STUDIES[name])
             return {"uri": study["uri"], "summary": study["summary"]}
-        monkeypatch.setenv("SCAL_THREADS", "1")   # one thread per trial, as `one_thread` (restored below)
         monkeypatch.setenv("SCAL_CACHE", str(speech_cache))
         uri = sqlite_uri(tmp_path)
         before = torch.get_num_threads()

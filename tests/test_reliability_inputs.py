@@ -88,6 +88,8 @@ CASES = [
     (IN_PROCESS, [*STUDY, "--k-configs", "99999999999"], "--k-configs must be between 1 and 2"),
     (IN_PROCESS, [*STUDY, "--n-seeds", "0"], "--n-seeds must be between 1 and 100"),
     (IN_PROCESS, [*STUDY, "--n-seeds", "1000"], "--n-seeds must be between 1 and 100"),
+    (IN_PROCESS, [*STUDY, "--threads", "0"], "--threads must be between 1 and 1024"),
+    (IN_PROCESS, [*STUDY, "--threads", "4", "--executor", "ray", "--cpus-per-trial", "1"], "--threads 4 is more than"),
     (IN_PROCESS, [*STUDY, "--n-subsets", "0"], "--n-subsets must be at least 1"),
     (IN_PROCESS, [*STUDY, "--n-subsets", "99999999999"], "at most 10 fit"),
     (IN_PROCESS, [*STUDY, "--min-subset", "0"], "--min-subset must be at least 1"),

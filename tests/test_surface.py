@@ -760,9 +760,7 @@ def test_lr_grid_study_fits_its_tuned_cells(tmp_path):
     cfg = StudyConfig(domain="toy", budget="smoke", tracking_uri=uri, device="cpu", progress=False, register=False,
                       k_configs=6, n_seeds=2, width_mults=(1.0, 2.0), lr_mults=(0.2, 1.0, 5.0),
                       executor=ExecutorSettings(kind="local"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SCAL_THREADS", "1")   # one thread per trial (`one_thread` says why)
-        summary = run_study(cfg)
+    summary = run_study(cfg)   # one thread per trial, the default (`one_thread` says why)
     surf = summary["surface"]
     assert "error" not in surf, surf
     trials = read_trials(MlflowClient(uri), summary["parent_run_id"])
