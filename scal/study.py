@@ -153,7 +153,9 @@ def _check_counts(cfg: StudyConfig, budget: Budget, has_depth: bool) -> None:
                  why="the configurations the grid of --width-mults x --lr-mults x --layer-offsets holds")
     checks.count("--n-seeds", budget.n_seeds, 1, MAX_SEEDS)
     checks.count("--threads", cfg.threads, 1, MAX_THREADS)
-    if cfg.executor.resolved_kind() == "ray" and cfg.threads > cfg.executor.cpus_per_trial:
+    # A trial may reserve less than a CPU (0.5 packs two tiny trials per core) and still train on
+    # its one thread; more threads than the CPUs it reserves would make trials side by side share cores.
+    if cfg.executor.resolved_kind() == "ray" and cfg.threads > max(1.0, cfg.executor.cpus_per_trial):
         raise ValueError(f"--threads {cfg.threads} is more than the {cfg.executor.cpus_per_trial:g} CPUs a Ray trial "
                          "reserves (--cpus-per-trial): trials side by side would share cores")
     checks.count("--race-keep", budget.race_keep, 0, budget.k_configs - 1,
