@@ -442,7 +442,19 @@ def _lower(a: str, fa: Callable, b: str, fb: Callable, m: float) -> str | None:
 
 def _sizes(fits: Mapping[str, CurveFit], at: Sequence[float] | None) -> list[float]:
     _check_sizes(at)
+    _check_overlap(fits)
     return list(default_sizes(fits) if at is None else at)
+
+
+def _check_overlap(fits: Mapping[str, CurveFit]) -> None:
+    """Curves are compared where they were all measured: some size must lie within every curve's
+    sizes. Otherwise each is extrapolated to the others' sizes (before: one curve 125x below its
+    smallest point, with p_best 1.00)."""
+    low = max(fits.items(), key=lambda kv: kv[1].x_range[0])
+    high = min(fits.items(), key=lambda kv: kv[1].x_range[1])
+    if low[1].x_range[0] > high[1].x_range[1]:
+        raise ValueError(f"the curves' sizes do not overlap: {high[0]} ends at {high[1].x_range[1]:.4g}, before "
+                         f"{low[0]} starts at {low[1].x_range[0]:.4g}; a comparison needs a size both were measured at")
 
 
 def _check_sizes(at: Sequence[float] | None) -> None:

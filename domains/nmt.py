@@ -55,7 +55,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
 from domains.common import no_pool, train_trial
-from domains.protocol import DataError, LogFn, MetricInfo, Scale, TrainSettings, TrialResult, TrialSpec
+from domains.protocol import (
+    DataError, LogFn, MetricInfo, Scale, TrainSettings, TrialResult, TrialSpec, read_text,
+)
 from domains.serve import Export
 
 EMBEDDED = "bible_en_es.tsv.gz"
@@ -223,12 +225,7 @@ def _bible_pairs() -> tuple[Pairs, Pairs]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise DataError(f"--data {path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise DataError(f"--data {path}: unreadable ({exc.strerror})") from None
+    return read_text(path, str(path)).splitlines()
 
 
 def read_tsv(path: Path) -> Pairs:

@@ -37,6 +37,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -188,6 +189,18 @@ class MetricInfo:
 
 class DataError(ValueError):
     """Missing, unreadable or too-small data; the CLI prints it as one line."""
+
+
+def read_text(path: Path, data_path: str) -> str:
+    """A user's text file (``--data data_path``, or a file inside it) as UTF-8, or a `DataError`
+    naming both: a binary or mis-encoded file is a bad input, not a codec traceback."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        where = "" if str(path) == data_path else f" {path}"
+        raise DataError(f"--data {data_path}:{where} not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"--data {data_path}: cannot read {path} ({exc.strerror})") from None
 
 
 @runtime_checkable

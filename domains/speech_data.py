@@ -57,7 +57,7 @@ import torch
 import torchaudio
 
 from domains.common import generated_pool
-from domains.protocol import DataError
+from domains.protocol import DataError, read_text
 
 SAMPLE_RATE_HZ = 16000
 SYNTH_RATE_HZ = 22050
@@ -406,8 +406,8 @@ def _read_audio(path: Path, data_path: str) -> torch.Tensor:
 
 def _manifest_rows(path: Path, data_path: str) -> list[tuple[Path, str, str | None]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f, delimiter=delimiter) if r and any(c.strip() for c in r)]
+    lines = read_text(path, data_path).splitlines()
+    rows = [r for r in csv.reader(lines, delimiter=delimiter) if r and any(c.strip() for c in r)]
     if rows and rows[0][0].strip().lower() in ("path", "audio", "audio_path", "file"):
         rows = rows[1:]
     out = []
@@ -427,7 +427,7 @@ def _librispeech_rows(root: Path, data_path: str) -> list[tuple[Path, str, str |
         raise DataError(f"--data {data_path}: no *.trans.txt files (expects a LibriSpeech-style folder or a .tsv/.csv manifest)")
     rows = []
     for t in transcripts:
-        for line in t.read_text(encoding="utf-8").splitlines():
+        for line in read_text(t, data_path).splitlines():
             if line.strip():
                 utt, _, text = line.strip().partition(" ")
                 rows.append((t.parent / f"{utt}.flac", normalise_text(text), utt.split("-")[0]))

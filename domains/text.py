@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from domains.protocol import DataError
+from domains.protocol import DataError, read_text
 
 #: Held-out plays of the embedded corpus (fixed, so every study uses the same validation text).
 VALIDATION_PLAYS = ("Twelfth Night", "Julius Caesar")
@@ -69,17 +69,13 @@ def user_text(path: str) -> Corpus:
     p = Path(path)
     if not p.exists():
         raise DataError(f"--data {path}: no such file or directory")
-    try:
-        if p.is_dir():
-            files = sorted(p.rglob("*.txt"))
-            docs = [f.read_text(encoding="utf-8") for f in files]
-            docs = [d for d in docs if d.strip()]
-            if len(docs) < 3:
-                raise DataError(f"--data {path}: need at least 3 non-empty .txt files, found {len(docs)}")
-            return Corpus(p.name, tuple(docs[:-2]), docs[-2], docs[-1])
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"--data {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if p.is_dir():
+        docs = [read_text(f, path) for f in sorted(p.rglob("*.txt"))]
+        docs = [d for d in docs if d.strip()]
+        if len(docs) < 3:
+            raise DataError(f"--data {path}: need at least 3 non-empty .txt files, found {len(docs)}")
+        return Corpus(p.name, tuple(docs[:-2]), docs[-2], docs[-1])
+    text = read_text(p, path)
     paras = [q for q in re.split(r"\n\s*\n", text) if q.strip()]
     if len(paras) < 20:
         raise DataError(f"--data {path}: need at least 20 paragraphs (blank-line separated), found {len(paras)}")

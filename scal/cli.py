@@ -46,7 +46,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 BUDGET_HELP = "smoke (tests, seconds), quick (default, minutes), full (real studies, hours)"
 EXECUTOR_HELP = "auto (Ray when more than one trial fits at once or --ray-address is given, else local) | local | ray"
-RAY_ADDRESS_HELP = "join this Ray cluster (needs an http(s) --tracking-uri); default: a local Ray instance on 127.0.0.1"
+RAY_ADDRESS_HELP = ("join this Ray cluster (needs an http(s) --tracking-uri); default: $RAY_ADDRESS, Ray's own variable, "
+                    "where it is set, else a local Ray instance on 127.0.0.1")
 CPUS_HELP = "CPUs a Ray trial reserves (how many run at once); default: --threads"
 THREADS_HELP = ("torch threads per trial, whichever executor trains it; a trial's numbers depend on it, "
                 "so it is logged and part of the resume fingerprint")
@@ -131,7 +132,7 @@ def _executor(kind: str, ray_address: str | None, cpus: float | None, threads: i
         import torch
 
         gpus = 1.0 if torch.cuda.is_available() else 0.0
-    return ExecutorSettings(kind=kind, ray_address=_none(ray_address) or os.environ.get("RAY_ADDRESS") or None,
+    return ExecutorSettings(kind=kind, ray_address=_none(ray_address),
                             cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=max_concurrent,
                             scheduler=scheduler)
 
@@ -238,9 +239,12 @@ def _guarded(as_json: bool):
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_FAULT)
         raise
-    except KeyboardInterrupt:
-        typer.echo("interrupted: finished trials stay in MLflow; the study's parent run is marked KILLED", err=True)
-        raise typer.Exit(130)
+    except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM (`scal.interrupts.Terminated`): the study ends KILLED
+        from scal.interrupts import Terminated
+
+        said, code = ("terminated (SIGTERM)", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        typer.echo(f"{said}: finished trials stay in MLflow; the study's parent run is marked KILLED", err=True)
+        raise typer.Exit(code)
 
 
 def _emit(obj: dict[str, Any], as_json: bool) -> None:
@@ -279,8 +283,8 @@ def study(
     searcher: str = typer.Option("grid", help="grid (Monte Carlo grid, the paper's) | skopt (Bayesian refinement)"),
     skopt_estimator: str = typer.Option("GP", help="skopt's surrogate: GP, RF or ET"),
     scheduler: str = typer.Option("fifo", help="fifo (every trial runs to its end) | asha (stop poor grid trials early; Ray)"),
-    executor: str = typer.Option("auto", envvar="SCAL_EXECUTOR", help=EXECUTOR_HELP),
-    ray_address: Optional[str] = typer.Option(None, help=RAY_ADDRESS_HELP),
+    executor: str = typer.Option("auto", help=EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP),
     cpus_per_trial: Optional[float] = typer.Option(None, help=CPUS_HELP),
     gpus_per_trial: Optional[float] = typer.Option(None, help=GPUS_HELP),
     max_concurrent: Optional[int] = typer.Option(None, help="at most this many trials at once; default: what the cluster holds"),
@@ -752,8 +756,8 @@ def search_size(
     device: str = typer.Option("auto", help=DEVICE_HELP),
     threads: int = typer.Option(1, help=THREADS_HELP),
     overfit_ratio: Optional[float] = typer.Option(None, help=OVERFIT_HELP),
-    executor: str = typer.Option("auto", envvar="SCAL_EXECUTOR", help=EXECUTOR_HELP),
-    ray_address: Optional[str] = typer.Option(None, help=RAY_ADDRESS_HELP),
+    executor: str = typer.Option("auto", help=EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP),
     cpus_per_trial: Optional[float] = typer.Option(None, help=CPUS_HELP),
     gpus_per_trial: Optional[float] = typer.Option(None, help=GPUS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),

@@ -8,15 +8,28 @@ these names before anything is created, and the tracker (`scal.tracking`) and th
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
 def safe_name(study: str) -> str:
-    """``study`` with anything but letters, digits and ``-_.`` replaced: fit for paths and registry names."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", study)
+    """``study`` made fit for paths and registry names (letters, digits and ``-_.``), one name per study.
+
+    A name already made of those characters is kept as it is. Any other has each run of other
+    characters replaced by ``-`` and the first 8 hex digits of its SHA-256 appended, so that
+    ``ab;cd``, ``ab cd`` and ``ab-cd`` get three names (``ab-cd-<hash>``, ``ab-cd-<other hash>``,
+    ``ab-cd``), not one registered model and one folder shared by three studies.
+    """
+    if not _UNSAFE.search(study):
+        return study
+    digest = hashlib.sha256(study.encode()).hexdigest()[:8]
+    return f"{_UNSAFE.sub('-', study)}-{digest}"
 
 
 def model_name(study: str) -> str:

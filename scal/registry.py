@@ -40,7 +40,7 @@ from mlflow.tracking import MlflowClient
 from domains import serve
 from domains.protocol import TrialResult, TrialSpec
 from scal import keys
-from scal.tracking import deferred_interrupt
+from scal.interrupts import deferred_interrupt
 
 log = logging.getLogger(__name__)
 

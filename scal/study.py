@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 import domains
 from domains.loop import resolve_device
 from domains.protocol import Domain, DomainData, TrialResult, TrialSpec
+from analysis.fit import MIN_POINTS
 from search.budget import Budget, OverfitCriterion, get_budget
 from search.grid import max_grid_configs
 from search.engine import SEARCHERS, SearchSettings, SubsetOutcome, run_search
@@ -34,9 +35,8 @@ from scal.datasets import CONTEXT_POOL, StudyData
 from scal.analyze import analyze_study
 from scal.progress import Progress
 from scal.provenance import scal_version
-from scal.tracking import (
-    StudyTracker, interrupts_remembered, open_client, raise_if_interrupted, result_from_run,
-)
+from scal.interrupts import interrupts_remembered, raise_if_interrupted
+from scal.tracking import StudyTracker, open_client, result_from_run
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ def prepare(cfg: StudyConfig) -> Prepared:
 MAX_SEED = 2**32 - 1   # a 32-bit seed: numpy and torch take it, and trial seeds (seed * 1000 + i) stay in range
 MAX_SEEDS = 100        # seeds per configuration: each is a whole training run, and the median of 100 hardly moves
 MAX_THREADS = 1024     # torch threads per trial: past the cores of any machine scal runs on
+MAX_CONCURRENT = 4096  # trials at once: past what any cluster scal runs on holds
 
 
 def _check_counts(cfg: StudyConfig, budget: Budget, has_depth: bool) -> None:
@@ -160,9 +161,12 @@ def _check_counts(cfg: StudyConfig, budget: Budget, has_depth: bool) -> None:
                          "reserves (--cpus-per-trial): trials side by side would share cores")
     checks.count("--race-keep", budget.race_keep, 0, budget.k_configs - 1,
                  why=f"0 races nothing; racing keeps fewer than the {budget.k_configs} configurations")
-    for option, value in (("--n-subsets", cfg.n_subsets), ("--min-subset", cfg.min_subset),
-                          ("--max-steps", cfg.max_steps), ("--max-concurrent", cfg.executor.max_concurrent),
-                          ("--pool-size", cfg.pool_size)):
+    if cfg.n_subsets is not None:
+        checks.count("--n-subsets", cfg.n_subsets, MIN_POINTS,
+                     why="a learning curve is fitted to one point per subset; `scal search-size` searches one subset")
+    if cfg.executor.max_concurrent is not None:
+        checks.count("--max-concurrent", cfg.executor.max_concurrent, 1, MAX_CONCURRENT)
+    for option, value in (("--min-subset", cfg.min_subset), ("--max-steps", cfg.max_steps), ("--pool-size", cfg.pool_size)):
         if value is not None:
             checks.count(option, value, 1)
 
@@ -359,11 +363,12 @@ def _locked(p: Prepared, cfg: StudyConfig, client: MlflowClient) -> dict[str, An
     previous = tracker.find_unfinished(fp) if tracker.owns_parent and cfg.resume is not False else None
     if cfg.resume and previous is None:
         raise LookupError(f"no unfinished study {p.study!r} with these settings to resume in {tracker.uri}")
-    if previous is not None:
-        done = tracker.resume(previous)
-        log.info("resuming study run %s: %d finished trials will not run again", previous.info.run_id, len(done))
+    # The executor first: should it fail to start (a full TMPDIR stops Ray), no run has been reopened yet.
     executor = p.executor()
     try:
+        if previous is not None:
+            done = tracker.resume(previous)
+            log.info("resuming study run %s: %d finished trials will not run again", previous.info.run_id, len(done))
         with interrupts_remembered():
             return _run(p, cfg, tracker, params, fp, done, executor, metric)
     finally:

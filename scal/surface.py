@@ -47,6 +47,7 @@ import pandas as pd
 
 from analysis.fit import DEFAULT_LEVEL, CurveFit, FitError
 from analysis.forms import fit_model_size
+from analysis.jsonsafe import json_number
 from analysis.surface import FLOPS_PER_PARAM_UNIT, SurfaceFit, fit_surface, validate_points
 from analysis.surface_backtest import backtest_lines, backtest_surface, check_backtest, predictions
 from analysis.surface_compare import ModelSizeComparison, compare_model_size
@@ -86,6 +87,12 @@ class Surface:
         """``scal surface --json``: the fit's `to_dict` (docs/cli.md schema), the source, how the
         points were chosen, the comparison, and a study's compute record."""
         rec = {**self.source, **self.fit.to_dict()}
+        # how far each budget lies past the points: an optimum at 1e300 FLOPs is arithmetic, not a measurement
+        c = points_compute(self.points, self.fit.flops_per_param_unit)
+        largest = float(c.max()) if c.size else math.nan
+        rec["points_max_compute"] = json_number(largest)
+        for o in rec["optimal"]:
+            o["times_points_max_compute"] = json_number(o["compute"] / largest)
         if self.points_from is not None:
             rec["points_from"] = self.points_from
         if self.comparison is not None:
@@ -248,10 +255,15 @@ def csv_points(path: str | Path, n_col: str, d_col: str, y_col: str) -> pd.DataF
     return pd.DataFrame(out)
 
 
+def points_compute(points: pd.DataFrame, k: float) -> np.ndarray:
+    """Each point's one-pass compute k N D (the finite, positive ones)."""
+    c = k * points["n_params"].to_numpy(float) * points["data"].to_numpy(float)
+    return c[np.isfinite(c) & (c > 0)]
+
+
 def default_budgets(points: pd.DataFrame, k: float) -> list[float]:
     """The smallest and largest k N D of the points and DEFAULT_BUDGET_STRETCH times the largest."""
-    c = k * points["n_params"].to_numpy(float) * points["data"].to_numpy(float)
-    c = c[np.isfinite(c) & (c > 0)]
+    c = points_compute(points, k)
     if c.size == 0:
         return []
     return sorted({float(c.min()), float(c.max()), float(c.max() * DEFAULT_BUDGET_STRETCH)})
@@ -381,7 +393,9 @@ def describe(rec: dict[str, Any]) -> str:
     if rec.get("compute"):   # a study: the one-pass budgets are not what it trained
         lines.append("  (one pass per unit of data, C = k N D; the study's own training cost is below)")
     for o in rec["optimal"]:
-        lines.append(f"  C = {_f(o['compute'])} FLOPs: N_opt {_f(o['n_params'])} {_iv(o['n_params_interval'])}, "
+        times = o.get("times_points_max_compute")
+        past = f" ({_f(times)}x the points' largest k N D: extrapolated)" if times and times > 1.0 + 1e-9 else ""
+        lines.append(f"  C = {_f(o['compute'])} FLOPs{past}: N_opt {_f(o['n_params'])} {_iv(o['n_params_interval'])}, "
                      f"D_opt {_f(o['data'])} {_iv(o['data_interval'])}, loss {_f(o['loss'])} {_iv(o['loss_interval'])}")
     sentence = compute_sentence(rec, rec.get("unit") or "units", rec.get("level", DEFAULT_LEVEL))
     if sentence:

@@ -25,9 +25,7 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -41,6 +39,7 @@ from scal import keys, provenance
 from scal.datasets import CONTEXT_TRIAL, UnitsDataset
 from analysis.jsonsafe import jsonable
 from scal.faults import store_init_lock
+from scal.interrupts import deferred_interrupt
 from scal.names import artifact_location
 
 log = logging.getLogger(__name__)
@@ -68,68 +67,6 @@ def open_client(uri: str) -> MlflowClient:
         client.search_experiments(max_results=1)          # the tracking tables
         client.search_registered_models(max_results=1)    # the registry's (the same file unless MLFLOW_REGISTRY_URI)
     return client
-
-
-_interrupted = threading.Event()   # a Ctrl-C arrived during the current study
-
-
-@contextlib.contextmanager
-def _sigint_handler(handler):
-    """``handler`` answers SIGINT within the block, the previous one after it. Outside the main
-    thread signals cannot be handled, and the block runs as is."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-
-
-def _note_interrupt(signum, frame) -> None:
-    """SIGINT during a study: remember it, then raise KeyboardInterrupt as Python's default handler does."""
-    _interrupted.set()
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def interrupts_remembered():
-    """Within the block (a study), Ctrl-C is remembered as well as raised.
-
-    Python swallows an exception raised where nothing can catch it (a ``__del__`` finaliser, a
-    weakref or garbage-collector callback: "Exception ignored in ..."), and a KeyboardInterrupt
-    raised there by the default handler is lost: the study ran on to its end. Remembered, it
-    still stops the study at the next `raise_if_interrupted` (after each logged trial).
-    """
-    _interrupted.clear()
-    with _sigint_handler(_note_interrupt):
-        yield
-
-
-def raise_if_interrupted() -> None:
-    """Raise KeyboardInterrupt if a Ctrl-C arrived in this study and was swallowed on its way."""
-    if _interrupted.is_set():
-        raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def deferred_interrupt():
-    """Hold Ctrl-C (SIGINT) until the block ends, then raise it.
-
-    Writing one trial (create run, log batch, terminate) or one model version must not be cut in
-    half: a run left RUNNING with half its metrics is worse than a run not started.
-    """
-    caught: list[int] = []
-
-    def hold(signum, frame) -> None:
-        caught.append(signum)
-        _interrupted.set()
-
-    with _sigint_handler(hold):
-        yield
-    if caught:
-        raise KeyboardInterrupt
 
 
 def _alive(pid: int) -> bool:

@@ -28,12 +28,14 @@ down at the end; `search.ray_watchdog` ends its processes should the driver die 
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import logging
 import math
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -357,14 +359,60 @@ def _loopback_node():
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
+# Below this much free space in the temp folder a failed start of a local Ray instance is a full
+# disk: its session folder (sockets, port files, logs) takes a few MB before anything runs.
+RAY_SESSION_MIN_BYTES = 64 * 2**20
+
+
+def _ray_temp_root() -> str:
+    """The folder Ray puts its session folder in, as Ray decides it (RAY_TMPDIR, TMPDIR, /tmp).
+    Not `tempfile.gettempdir`, which skips a TMPDIR it cannot write to, such as a full one."""
+    try:
+        from ray._common.utils import get_default_system_temp_dir
+    except ImportError:   # another Ray version keeps it elsewhere
+        return tempfile.gettempdir()
+    return get_default_system_temp_dir()
+
+
+@contextlib.contextmanager
+def _stop_handlers_kept():
+    """The driver's SIGTERM and SIGINT handlers put back after the block (``ray.init``).
+
+    ``ray.init`` installs Ray's C++ failure handler for SIGTERM, which prints a stack trace and
+    aborts (exit 134), leaving the study run and its trials RUNNING. Python's own record of the
+    handler (a study's, `scal.interrupts`; else the default) is unchanged, so setting it again
+    reinstates it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            if handler is not None:
+                signal.signal(s, handler)
+
+
 def _start_local_ray() -> subprocess.Popen:
     """A local Ray instance bound to loopback (a laptop's study is nobody else's business), the
     dashboard off, and a watchdog that ends its processes should this driver die without closing it."""
     before = ray_watchdog.children(os.getpid())
-    with _loopback_node():
-        # "local": a new instance even where RAY_ADDRESS or a `ray start` on this host names another
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
-                 log_to_driver=False, configure_logging=False)
+    try:
+        with _loopback_node():
+            # "local": a new instance even where RAY_ADDRESS or a `ray start` on this host names another
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
+                     log_to_driver=False, configure_logging=False)
+    except Exception as exc:
+        ray.shutdown()
+        ray_watchdog.end(ray_watchdog.children(os.getpid()) - before)
+        # Ray says "Timed out waiting for file .../gcs_server_port_..." when its session folder
+        # could not be written: name the cause, so that it reads as the full disk it is.
+        tmp = _ray_temp_root()
+        if shutil.disk_usage(tmp).free < RAY_SESSION_MIN_BYTES:
+            raise OSError(errno.ENOSPC, "no space left to start a local Ray instance", tmp) from exc
+        raise
     started = ray_watchdog.children(os.getpid()) - before
     watchdog = ray_watchdog.start(started)
     node_ip = ray.util.get_node_ip_address()
@@ -389,11 +437,12 @@ class RayExecutor:
             logging.getLogger(noisy).setLevel(logging.ERROR)
         if not ray.is_initialized():
             t0 = time.perf_counter()
-            if settings.ray_address:
-                ray.init(address=settings.ray_address, log_to_driver=False, configure_logging=False)
-            else:
-                self.watchdog = _start_local_ray()
-                self.started_ray = True
+            with _stop_handlers_kept():   # not Ray's SIGTERM handler, which aborts with a stack trace
+                if settings.ray_address:
+                    ray.init(address=settings.ray_address, log_to_driver=False, configure_logging=False)
+                else:
+                    self.watchdog = _start_local_ray()
+                    self.started_ray = True
             log.info("ray: %s in %.1f s, %s", "joined " + settings.ray_address if settings.ray_address
                      else "started a local instance", time.perf_counter() - t0, self._resources_text())
         try:

@@ -103,6 +103,11 @@ def watch(driver: int, roots: set[Proc]) -> None:
     _kill(tracked)
 
 
+def end(roots: set[Proc]) -> None:
+    """End ``roots`` and their descendants now: what a start that failed half-way left running."""
+    _kill(set(roots))
+
+
 def start(roots: set[Proc]) -> subprocess.Popen:
     """Start the watchdog for ``roots`` (children of this process); the caller keeps its stdin open."""
     args = [f"{pid}:{start}" for pid, start in sorted(roots)]

@@ -44,16 +44,23 @@ def wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 90, log: Path
         time.sleep(0.5)
 
 
+def local_unless_asked(args: list[str]) -> list[str]:
+    """``args`` with ``--executor local`` right after a command that trials run under, unless the
+    test asks for an executor: the in-process executor starts in no time, Ray in seconds."""
+    if args and args[0] in ("study", "search-size") and "--executor" not in args:
+        return [args[0], "--executor", "local", *args[1:]]
+    return list(args)
+
+
 def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python -m scal ARGS`` in a subprocess (what a user types), capturing both streams."""
     env = dict(os.environ)
     env.pop("MLFLOW_RUN_ID", None)
     env.pop("MLFLOW_TRACKING_URI", None)
-    # Tests run the in-process executor unless they ask for Ray (--executor ray): it starts in no time.
-    env["SCAL_EXECUTOR"] = "local"
+    env.pop("RAY_ADDRESS", None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "scal", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "scal", *local_unless_asked(args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -195,29 +195,34 @@ def test_ctrl_c_keeps_finished_trials_and_marks_the_study_killed(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")   # the ignored KeyboardInterrupt
-def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_study():
-    """Python ignores an exception raised inside ``__del__``; a Ctrl-C handled there is remembered
-    and raised at the study's next check (after each logged trial) instead of being lost."""
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_stop_signal_swallowed_by_a_finaliser_still_stops_the_study(signame):
+    """Python ignores an exception raised inside ``__del__``; a Ctrl-C (or a SIGTERM) handled there
+    is remembered and raised at the study's next check (after each logged trial) instead of being
+    lost. A SIGTERM is a `Terminated`, which ends a study as Ctrl-C does (a KeyboardInterrupt)."""
     import os
     import signal
 
-    from scal import tracking
+    from scal import interrupts
+
+    signum = getattr(signal, signame)
 
     class Finaliser:
         def __del__(self):
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
             for _ in range(10_000):   # the handler runs here; its KeyboardInterrupt is "ignored"
                 pass
 
-    before = signal.getsignal(signal.SIGINT)
-    with tracking.interrupts_remembered():
-        tracking.raise_if_interrupted()          # nothing yet
-        Finaliser()                              # collected at once: the interrupt is swallowed
-        with pytest.raises(KeyboardInterrupt):
-            tracking.raise_if_interrupted()
-    assert signal.getsignal(signal.SIGINT) is before
-    with tracking.interrupts_remembered():      # a new study starts with a clean slate
-        tracking.raise_if_interrupted()
+    before = {s: signal.getsignal(s) for s in interrupts.STOP_SIGNALS}
+    with interrupts.interrupts_remembered():
+        interrupts.raise_if_interrupted()          # nothing yet
+        Finaliser()                                # collected at once: the interrupt is swallowed
+        with pytest.raises(KeyboardInterrupt) as raised:
+            interrupts.raise_if_interrupted()
+    assert isinstance(raised.value, interrupts.Terminated) == (signame == "SIGTERM")
+    assert {s: signal.getsignal(s) for s in interrupts.STOP_SIGNALS} == before
+    with interrupts.interrupts_remembered():      # a new study starts with a clean slate
+        interrupts.raise_if_interrupted()
 
 
 @pytest.mark.slow   # a CLI process that trains

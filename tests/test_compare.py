@@ -311,6 +311,12 @@ def test_without_bootstrap_the_uncertain_parts_are_null():
     (lambda c: compare_curves(c, at=[0.0], form="m1", n_boot=5), "positive"),
     (lambda c: compare_curves({"A": c["A"], "B": (c["B"][0][:2], c["B"][1][:2])}, form="m1", n_boot=5), "curve 'B'"),
     (lambda c: compare_curves(c, form="m3", n_boot=5), "one common form"),
+    # B measured only past A's largest size: no size to compare them at without extrapolating one
+    (lambda c: compare_curves({"A": c["A"], "B": (c["B"][0] * 1e4, c["B"][1])}, form="m1", n_boot=5),
+     "the curves' sizes do not overlap: A ends at"),
+    (lambda c: compare_fits({n: fit_curve(x, y, form="m1", n_boot=0).fit
+                             for n, (x, y) in {"A": c["A"], "B": (c["B"][0] * 1e4, c["B"][1])}.items()}),
+     "sizes do not overlap"),
 ])
 def test_bad_library_input_raises_value_error(call, needle):
     with pytest.raises(ValueError, match=needle):

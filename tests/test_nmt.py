@@ -99,6 +99,11 @@ def _malformed(p):
     return f
 
 
+def _binary(p):
+    (p / "pairs.tsv").write_bytes(bytes(range(128, 256)) * 3)
+    return p / "pairs.tsv"
+
+
 def _empty(p):
     f = p / "empty.tsv"
     f.write_text("\n\n", encoding="utf-8")
@@ -113,6 +118,7 @@ def _misaligned(p):
 
 @pytest.mark.parametrize("make,needle", [
     (lambda p: p / "missing.tsv", "no such file or directory"),
+    (_binary, "not UTF-8 text"),
     (_empty, "0 sentence pairs"),
     (_malformed, "line 2 is not 'source<TAB>target'"),
     (_misaligned, "train.src has 3 lines but train.tgt has 2"),

@@ -82,9 +82,11 @@ def _resumes_clean(uri: str, cwd: Path, parent_id: str | None, trained_before: s
                    extra: list[str] = ()) -> dict:
     """The same command again: it resumes ``parent_id`` (when the store kept it), trains only what
     was not finished, trains nothing twice, and leaves nothing RUNNING. A trial run the fault cut
-    off while it was being logged (still RUNNING) ends KILLED and its trial is trained again."""
+    off while it was being logged (still RUNNING, or KILLED by a stop signal) ends KILLED and its
+    trial is trained again."""
     _, runs = _trial_runs(uri)
-    cut_off = {r.info.run_id for r in runs if r.info.status == "RUNNING" and r.data.tags.get(keys.ROLE) != keys.ROLE_STUDY}
+    cut_off = {r.info.run_id for r in runs
+               if r.info.status in ("RUNNING", "KILLED") and r.data.tags.get(keys.ROLE) != keys.ROLE_STUDY}
     proc = run_cli(STUDY + list(extra) + ["--tracking-uri", uri], cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout)
@@ -162,9 +164,23 @@ def _full_tmpdir(size: str, extra: list[str] = ()):
     return cause
 
 
-def _mid_study(tmp_path: Path, uri: str, db: Path, act, prefix: list[str] = ()) -> tuple[int, str, str]:
+def _on_ray_with_tmpdir_full(tmp_path: Path, uri: str) -> subprocess.CompletedProcess:
+    """The same study again on Ray, TMPDIR still full: Ray cannot write its session folder. Before,
+    a 69-line traceback, exit 1, and the study run reopened and left RUNNING."""
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(full)], check=True)
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={full / 'fill'}", "bs=1k", "count=200"], capture_output=True)
+        return run_cli(STUDY + NO_REGISTER + ["--executor", "ray", "--tracking-uri", uri], cwd=tmp_path,
+                       env_extra={"TMPDIR": str(full)})
+    finally:
+        subprocess.run(["umount", "-l", str(full)], check=True)
+
+
+def _mid_study(tmp_path: Path, uri: str, db: Path, act, prefix: list[str] = (), extra: list[str] = ()) -> tuple[int, str, str]:
     """Start the study, ``act(proc)`` once it has logged a few trials, and let it end."""
-    proc = _start(STUDY + ["--tracking-uri", uri], tmp_path, prefix=prefix)
+    proc = _start(STUDY + list(extra) + ["--tracking-uri", uri], tmp_path, prefix=prefix)
     try:
         _wait_for_runs(db, proc, at_least=5)
         act(proc)
@@ -193,12 +209,19 @@ def _sigkill(tmp_path: Path, uri: str, db: Path) -> tuple[int, str, str]:
     return _mid_study(tmp_path, uri, db, lambda proc: proc.kill())
 
 
+def _sigterm_on_ray(tmp_path: Path, uri: str, db: Path) -> tuple[int, str, str]:
+    """SIGTERM (``timeout``, ``docker stop``, a batch scheduler) while a Ray study logs trials. Before,
+    Ray's C++ handler printed a stack trace and aborted (exit 134), leaving the study run RUNNING."""
+    return _mid_study(tmp_path, uri, db, lambda proc: proc.terminate(), extra=["--executor", "ray"])
+
+
 # fault -> (how to cause it, exit code, the error line's phrase or None, the parent run's status after it)
 FAULTS = {
     "full TMPDIR at a model": (_full_tmpdir("300k"), EXIT_FAULT, "no space left on device", "FAILED"),
     "full TMPDIR at the analysis": (_full_tmpdir("150k", NO_REGISTER), EXIT_FAULT, "no space left on device", "FAILED"),
     "read-only store": (_read_only_store, EXIT_FAULT, "cannot be written", "RUNNING"),   # it could not be marked
     "SIGKILL": (_sigkill, -9, None, "RUNNING"),
+    "SIGTERM (Ray executor)": (_sigterm_on_ray, 143, None, "KILLED"),   # as Ctrl-C, with SIGTERM's exit code
 }
 
 
@@ -215,11 +238,19 @@ def test_a_fault_ends_clean_and_the_same_command_resumes(tmp_path, fault):
     assert returncode == code and out == "", err[-3000:]
     if phrase is not None:
         _one_error_line(err, phrase)
+    if code == 143:   # one line, as Ctrl-C's; no stack trace (Ray's or Python's)
+        assert err.splitlines()[-1].startswith("terminated (SIGTERM): finished trials stay in MLflow"), err[-3000:]
+        assert "SIGTERM received" not in err and "Traceback" not in err, err[-3000:]
     parent = _parent(uri)
     assert MlflowClient(uri, uri).get_run(parent).info.status == status
     before = _trained_ids(uri)
     assert before, "the fault came before any trial: the resume below would prove nothing"
     extra = NO_REGISTER if fault == "full TMPDIR at the analysis" else []
+    if fault == "full TMPDIR at the analysis":
+        again = _on_ray_with_tmpdir_full(tmp_path, uri)
+        assert again.returncode == EXIT_FAULT and again.stdout == "", again.stderr[-3000:]
+        _one_error_line(again.stderr, "no space left on device")
+        assert MlflowClient(uri, uri).get_run(parent).info.status == status   # not reopened and left RUNNING
     s = _resumes_clean(uri, tmp_path, parent, before, extra)
     if fault == "full TMPDIR at the analysis":   # it failed after the last trial: nothing is left to train
         assert s["n_trials"] == 0

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, sqlite_uri
+from conftest import local_unless_asked, run_cli, sqlite_uri
 from test_cli import _store_state
 
 PROCESS, IN_PROCESS = "process", "in-process"
 STUDY = ["study", "--domain", "toy", "--budget", "smoke", "--tracking-uri", "{uri}"]
 TRAIN = ["train", "--domain", "toy", "--budget", "smoke", "--tracking-uri", "{uri}"]
 STORE = ["--run-id", "{run_id}", "--tracking-uri", "{uri}"]
-LONG_NAME = "aé" * 150          # 300 characters, 300 bytes once made a folder name
+LONG_NAME = "aé" * 150          # 300 characters, 309 bytes once made a folder name (+ "-" and 8 hex digits)
 
 
 @dataclass
@@ -41,7 +41,7 @@ def run_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> Result:
     from scal.cli import main
 
     monkeypatch.chdir(cwd)
-    monkeypatch.setenv("SCAL_EXECUTOR", "local")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     root = logging.getLogger()
@@ -49,7 +49,7 @@ def run_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> Result:
     capsys.readouterr()
     try:
         with pytest.raises(SystemExit) as exited:
-            main(args)
+            main(local_unless_asked(args))
     finally:
         root.handlers[:], root.level = handlers, level
     out, err = capsys.readouterr()
@@ -90,14 +90,16 @@ CASES = [
     (IN_PROCESS, [*STUDY, "--n-seeds", "1000"], "--n-seeds must be between 1 and 100"),
     (IN_PROCESS, [*STUDY, "--threads", "0"], "--threads must be between 1 and 1024"),
     (IN_PROCESS, [*STUDY, "--threads", "4", "--executor", "ray", "--cpus-per-trial", "1"], "--threads 4 is more than"),
-    (IN_PROCESS, [*STUDY, "--n-subsets", "0"], "--n-subsets must be at least 1"),
+    (IN_PROCESS, [*STUDY, "--n-subsets", "0"], "--n-subsets must be at least 3"),
+    (IN_PROCESS, [*STUDY, "--n-subsets", "2"], "--n-subsets must be at least 3 (a learning curve is fitted"),
+    (IN_PROCESS, [*STUDY, "--max-concurrent", "99999999999"], "--max-concurrent must be between 1 and 4096"),
     (IN_PROCESS, [*STUDY, "--n-subsets", "99999999999"], "at most 10 fit"),
     (IN_PROCESS, [*STUDY, "--min-subset", "0"], "--min-subset must be at least 1"),
     (IN_PROCESS, [*STUDY, "--max-steps", "0"], "--max-steps must be at least 1"),
     (IN_PROCESS, [*STUDY, "--race-keep", "-1"], "--race-keep must be between 0 and 1"),
     (IN_PROCESS, [*STUDY, "--race-keep", "5"], "--race-keep must be between 0 and 1"),
     (IN_PROCESS, [*STUDY, "--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
-    (IN_PROCESS, [*STUDY, "--max-concurrent", "0"], "--max-concurrent must be at least 1"),
+    (IN_PROCESS, [*STUDY, "--max-concurrent", "0"], "--max-concurrent must be between 1 and 4096"),
     (IN_PROCESS, [*STUDY, "--seed", "-1"], "--seed must be between 0 and 4294967295"),
     (IN_PROCESS, [*STUDY, "--pool-size", "0"], "--pool-size must be at least 1, got 0"),
     (IN_PROCESS, [*STUDY, "--pool-size", "99999999999"], "--pool-size must be between 1 and 4,194,304 for domain toy"),
@@ -105,8 +107,8 @@ CASES = [
      "--pool-size sizes generated data; domain lm reads its data"),
     (IN_PROCESS, [*STUDY, "--width-mults", "1,nan"], "all positive and finite"),
     # study names MLflow or the file system cannot take
-    (IN_PROCESS, [*STUDY, "--experiment", "../../evil"], "registered model name '..-..-evil-best-fit' is invalid"),
-    (IN_PROCESS, [*STUDY, "--experiment", LONG_NAME], "artifact folder name would be 300 bytes"),
+    (IN_PROCESS, [*STUDY, "--experiment", "../../evil"], "registered model name '..-..-evil-0fbfd372-best-fit' is invalid"),
+    (IN_PROCESS, [*STUDY, "--experiment", LONG_NAME], "artifact folder name would be 309 bytes"),
     (IN_PROCESS, [*STUDY, "--experiment", " "], "--experiment must not be empty"),
     (IN_PROCESS, [*STUDY, "--experiment", "."], "not a folder of its own"),
     (IN_PROCESS, [*STUDY, "--resume", "--experiment", "nothing-here"], "no unfinished study 'nothing-here'"),
@@ -193,3 +195,16 @@ def test_a_server_that_never_answers_fails_within_5_s(tmp_path):
 def test_help_still_exits_0(tmp_path):
     proc = run_cli(["study", "--help"], cwd=tmp_path, timeout=60)
     assert proc.returncode == 0 and "--k-configs" in proc.stdout and proc.stderr == ""
+
+
+def test_two_study_names_never_share_a_registered_model_or_a_folder(tmp_path):
+    """`ab;cd` and `ab cd` were both made `ab-cd`: the second study moved `@largest` of the first's
+    registered model to its own versions, with exit 0. Every name now gets its own model and folder;
+    a name already fit for both keeps its old ones (the default study's model is unchanged)."""
+    from scal.names import artifact_location, model_name
+
+    uri = sqlite_uri(tmp_path)
+    names = ["ab;cd", "ab cd", "ab-cd", "ab--cd", "é", "ü", "日本"]
+    assert len({model_name(n) for n in names}) == len(names)
+    assert len({artifact_location(uri, n) for n in names}) == len(names)
+    assert model_name("scal-lm-char") == "scal-lm-char-best-fit" and model_name("ab-cd") == "ab-cd-best-fit"

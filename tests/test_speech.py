@@ -165,8 +165,14 @@ def _unreadable_audio(tmp):
     return tmp / "m.csv"
 
 
+def _binary_manifest(tmp):
+    (tmp / "m.csv").write_bytes(bytes(range(128, 256)) * 3)
+    return tmp / "m.csv"
+
+
 @pytest.mark.parametrize("make,needle", [
     (lambda p: p / "missing", "no such file or folder"),
+    (_binary_manifest, "m.csv: not UTF-8 text"),
     (lambda p: "synthetic:sentence", "no such synthetic set; choose synthetic:digits or synthetic:sentences"),
     (_bad_manifest, "does not exist"),
     (_unreadable_audio, "cannot read audio"),

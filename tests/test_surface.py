@@ -437,6 +437,8 @@ def test_cli_csv_json_schema(surface_csv, tmp_path):
     assert doc["params"].keys() == PARAM_KEYS and doc["intervals"].keys() == PARAM_KEYS
     assert all(len(v) == 2 and v[0] <= v[1] for v in doc["intervals"].values())
     assert [o["compute"] for o in doc["optimal"]] == [1e21, 1e23]
+    assert [o["times_points_max_compute"] for o in doc["optimal"]] == \
+        pytest.approx([1e21 / doc["points_max_compute"], 1e23 / doc["points_max_compute"]])
     assert all({"compute", "n_params", "data", "loss"} <= o.keys() for o in doc["optimal"])
     assert doc["n_points"] == 60 and doc["flops_per_param_unit"] == 6.0
     assert doc["params"]["alpha"] == pytest.approx(0.34, rel=0.1)
@@ -451,7 +453,8 @@ def test_cli_csv_human_output_and_flops_factor(surface_csv, tmp_path):
     assert "points:" not in proc.stdout and "compute:" not in proc.stdout   # no duplicate cells: read as always
     # Default budgets: the points' smallest and largest k N D, and 10x the largest.
     n, d, _ = synthetic(1)
-    assert f"C = {2 * (n * d).max() * 10:.4g} FLOPs" in proc.stdout
+    assert f"C = {2 * (n * d).max() * 10:.4g} FLOPs (10x the points' largest k N D: extrapolated)" in proc.stdout
+    assert f"C = {2 * (n * d).max():.4g} FLOPs: N_opt" in proc.stdout   # the largest point's own budget is not past it
 
 
 @pytest.mark.parametrize("args, message", [
