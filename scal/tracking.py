@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limits
 _MAX_NOTE, _MAX_EXPERIMENT_NOTE = 8000, 20000   # MLflow's longest run / experiment tag values
 TRACEBACK_ARTIFACT = "error/traceback.txt"      # a failed trial's traceback, in its run's artifacts
+PROJECT_ENTRY_POINT_TAG = "mlflow.project.entryPoint"   # MLflow tags the run `mlflow run` starts with it
 
 
 def registry_uri(tracking_uri: str) -> str:
@@ -134,6 +135,24 @@ def trial_params(spec: TrialSpec, n_params: int | None = None) -> dict[str, Any]
     return p
 
 
+def _project_run_id(client: MlflowClient) -> str | None:
+    """The run `mlflow run` started for this entry point (``MLFLOW_RUN_ID``, MLflow's variable), or
+    None. A MLFLOW_RUN_ID left over in a shell, or naming a run `mlflow run` did not start, is
+    refused in one line: attaching a study to someone else's run would scatter its trials there."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return None
+    why = "unset MLFLOW_RUN_ID for a study of its own"
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise LookupError(f"MLFLOW_RUN_ID={run_id} names no run in {client.tracking_uri}; {why}") from None
+    if PROJECT_ENTRY_POINT_TAG not in run.data.tags or run.info.status != "RUNNING":
+        raise ValueError(f"MLFLOW_RUN_ID={run_id} names a {run.info.status} run that `mlflow run` did not start for this "
+                         f"command; {why}")
+    return run_id
+
+
 class StudyTracker:
     """Owns one study's experiment and parent run; logs trials as child runs."""
 
@@ -143,7 +162,7 @@ class StudyTracker:
         self.study = study
         self.live: dict[str, int] = {}   # trial runs this tracker opened and has not ended -> rounds logged
         # Under `mlflow run`, the entry point's run (MLFLOW_RUN_ID) is the study's parent run.
-        attached = attach_run_id or os.environ.get("MLFLOW_RUN_ID")
+        attached = attach_run_id or _project_run_id(client)
         if attached:
             run = self.client.get_run(attached)
             self.experiment_id = run.info.experiment_id

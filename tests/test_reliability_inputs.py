@@ -208,3 +208,20 @@ def test_two_study_names_never_share_a_registered_model_or_a_folder(tmp_path):
     assert len({model_name(n) for n in names}) == len(names)
     assert len({artifact_location(uri, n) for n in names}) == len(names)
     assert model_name("scal-lm-char") == "scal-lm-char-best-fit" and model_name("ab-cd") == "ab-cd-best-fit"
+
+
+def test_a_stray_mlflow_run_id_is_refused_not_attached(toy_study, tmp_path):
+    """MLFLOW_RUN_ID is how `mlflow run` hands its entry point the run to log into. One left in a
+    shell, or naming a run `mlflow run` did not start, made the study log its trials into that
+    foreign run, silently; now it is one line and exit 2, and the store is unchanged."""
+    uri = toy_study["uri"]
+    before = _store_state(uri)
+    finished = toy_study["summary"]["parent_run_id"]
+    for run_id, needle in ((finished, "names a FINISHED run that `mlflow run` did not start"),
+                           ("0123456789abcdef0123456789abcdef", "names no run in")):
+        proc = run_cli(["study", "--domain", "toy", "--budget", "smoke", "--tracking-uri", uri], cwd=tmp_path,
+                       env_extra={"MLFLOW_RUN_ID": run_id}, timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
+        assert "unset MLFLOW_RUN_ID" in lines[0]
+    assert _store_state(uri) == before
