@@ -17,9 +17,8 @@ exactly one JSON object; everything else (progress, tables, MLflow's chatter) go
 ``--quiet`` leaves only results and errors. docs/cli.md lists every option and the JSON schemas;
 tests/test_cli.py checks that it matches this file.
 
-Renamed options keep their old name for one release, hidden from the help, with a note on stderr
-(`_renamed`): report --out (--out-dir), fit --predict (--size), compare --at (--size), predict --csv
-(the CSV as its argument, as fit, surface and compare take it).
+The old names of renamed options (report --out, fit --predict, compare --at, predict --csv) are
+gone after their one release; docs/cli.md's changelog says which names replace them.
 """
 
 from __future__ import annotations
@@ -106,20 +105,6 @@ def _root(
                                                      help="install completion for SHELL (in its startup file)"),
 ) -> None:
     """The options of ``scal`` itself, before the command (its help is the app's, above)."""
-
-
-def _renamed(old: str, new: str, old_value: Any, value: Any) -> Any:
-    """A renamed option's old name still works for one release (hidden from the help), with a note.
-
-    A repeatable option keeps the values of both names; a single one given both ways is an error."""
-    if old_value is None or old_value == []:
-        return value
-    typer.echo(f"note: {old} is renamed {new}; the old name goes in the next release", err=True)
-    if isinstance(old_value, list):
-        return [*(value or []), *old_value]
-    if value is not None:
-        raise ValueError(f"give {new} only ({old} is its old name)")
-    return old_value
 
 
 def _executor(kind: str, ray_address: str | None, cpus: float | None, threads: int, gpus: float | None,
@@ -404,7 +389,6 @@ def report(
     experiment: Optional[str] = typer.Option(None, help=STUDY_HELP),
     tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP),
     out_dir: Optional[str] = typer.Option(None, help="report folder; default scal-report-<run id>"),
-    out: Optional[str] = typer.Option(None, "--out", hidden=True, help="old name of --out-dir"),
     form: str = typer.Option("auto", help=FORM_HELP),
     holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
     target_error: Optional[float] = typer.Option(None, help="also plan the data for this error"),
@@ -416,7 +400,6 @@ def report(
     """Write a study's report (report.md with the plots) to a folder and log it to the study's run."""
     _setup_logging(verbose, quiet)
     with _guarded(as_json) as target:
-        out_dir = _renamed("--out", "--out-dir", out, out_dir)
         _check_fit_options(n_boot, holdout, target_error)
         client, rid = _study_run(run_id, experiment, tracking_uri)
         summary = _analyze(client, rid, n_boot, out_dir or f"scal-report-{rid[:12]}", form, holdout, target_error)
@@ -435,7 +418,6 @@ def fit(
     form: str = typer.Option("auto", help=FORM_HELP),
     holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
     size: Optional[list[float]] = typer.Option(None, help="predict the error at this size (repeatable)"),
-    predict: Optional[list[float]] = typer.Option(None, "--predict", hidden=True, help="old name of --size"),
     target_error: Optional[float] = typer.Option(None, help="report the size needed for this error"),
     best_guess: Optional[float] = typer.Option(None, help="best-guess error: leaves out and labels small-data points"),
     n_boot: int = typer.Option(200, help=N_BOOT_HELP),
@@ -455,7 +437,7 @@ def fit(
     """Fit learning curves from a CSV (any tracker's export) or from a study, with intervals."""
     _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
-        predict_at = list(_renamed("--predict", "--size", predict, size) or [])
+        predict_at = list(size or [])
         _check_fit_options(n_boot, holdout, target_error, predict_at, "--size")
         _check_level(level)
         if jobs is not None:
@@ -610,7 +592,6 @@ def compare(
     group: Optional[str] = typer.Option(None, help="CSV column naming the curves (at least 2 groups)"),
     size: Optional[list[float]] = typer.Option(None, help="compare at this size (repeatable); default: the largest "
                                                "size every curve reaches, and 10x it"),
-    at: Optional[list[float]] = typer.Option(None, "--at", hidden=True, help="old name of --size"),
     form: str = typer.Option("auto", help="common form of the joint fit: auto (m1 and m2 models) | m1 | m2"),
     n_boot: int = typer.Option(200, help="bootstrap refits of each joint model, for the intervals and p_best"),
     level: float = typer.Option(0.9, help=LEVEL_HELP + "; also of the crossover's interval"),
@@ -624,7 +605,7 @@ def compare(
     """Compare learning curves fitted jointly: whether exponents differ, which is lowest, where they cross."""
     _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
-        sizes = list(_renamed("--at", "--size", at, size) or []) or None
+        sizes = list(size or []) or None
         _check_fit_options(n_boot, None, None, sizes or (), "--size")
         _check_level(level)
         from analysis.compare import comparison_text
@@ -666,7 +647,6 @@ def predict_cmd(
     run_id: Optional[str] = typer.Option(None, help=RUN_ID_HELP),
     experiment: Optional[str] = typer.Option(None, help=STUDY_HELP),
     tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP),
-    csv_option: Optional[str] = typer.Option(None, "--csv", hidden=True, help="old form of the CSV argument"),
     x: Optional[str] = typer.Option(None, "--x", help="CSV column of sizes"),
     y: Optional[str] = typer.Option(None, "--y", help="CSV column of errors"),
     size: Optional[list[float]] = typer.Option(None, help="predict the error at this training set size (repeatable)"),
@@ -682,7 +662,6 @@ def predict_cmd(
     """Plan with a study's fits: error at a size; data, best-fit model size and compute for an error."""
     _setup_logging(verbose, quiet)
     with _guarded(as_json) as out:
-        csv = _renamed("--csv", "the CSV argument (scal predict FILE.csv)", csv_option, csv)
         sizes = list(size or [])
         if not sizes and target_error is None:
             raise ValueError("give --size M (repeatable) and/or --target-error E")

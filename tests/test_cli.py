@@ -4,7 +4,6 @@ MLFLOW_REGISTRY_URI, and docs/cli.md generated from the commands (``python tests
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -22,32 +21,6 @@ def _store_state(uri: str) -> tuple:
     models = client.search_registered_models()
     return (sorted(e.name for e in exps), sorted((r.info.run_id, r.info.status) for r in runs),
             sorted(m.name for m in models))
-
-
-@pytest.mark.parametrize(
-    "args,needle",
-    [
-        (["study", "--domain", "nope"], "unknown domain 'nope'"),
-        (["study", "--domain", "lm", "--data", "/does/not/exist.txt"], "no such file"),
-        (["study", "--domain", "toy", "--min-subset", "4096", "--n-subsets", "12"], "exceeds the training data"),
-        (["study", "--domain", "lm", "--unit", "byte"], "no unit 'byte'"),
-        (["study", "--domain", "toy", "--budget", "huge"], "unknown budget"),
-        (["analyze", "--run-id", "0123456789abcdef"], "no run"),
-        (["study", "--domain", "toy", "--width-mults", "a,b"], "--width-mults takes comma-separated floats"),
-        (["study", "--domain", "toy", "--overfit-ratio", "-1"], "--overfit-ratio must be positive"),
-    ],
-)
-def test_bad_input_one_line_error_and_store_unchanged(toy_study, tmp_path, args, needle):
-    uri = toy_study["uri"]
-    db = Path(uri.removeprefix("sqlite:///"))
-    before, digest = _store_state(uri), hashlib.sha256(db.read_bytes()).hexdigest()
-    proc = run_cli([*args, "--tracking-uri", uri], cwd=tmp_path)
-    assert proc.returncode != 0
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr
-    assert proc.stdout == ""
-    assert _store_state(uri) == before
-    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
 
 
 @pytest.mark.slow   # over 5 s on 2 cores (a subprocess, a study or many fits); the full suite runs it
@@ -282,7 +255,7 @@ def test_progress_off_a_terminal_is_log_lines(caplog, monkeypatch):
 
 # --- the command line as people expect it: --version, -h, help everywhere, renames, completion, docs ---
 
-# (command, old name, new name): the old one is a hidden alias for one release (scal/cli.py `_renamed`)
+# (command, old name, new name): the old names were hidden aliases for one release and are gone
 RENAMED = [("report", "--out", "--out-dir"), ("fit", "--predict", "--size"), ("compare", "--at", "--size"),
            ("predict", "--csv", "csv")]
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
@@ -323,45 +296,15 @@ def test_every_option_and_argument_has_help():
 
 
 @pytest.mark.parametrize("command,old,new", RENAMED)
-def test_renamed_options_are_hidden_aliases(command, old, new):
-    cmd = _click_tree()[f"scal {command}"]
-    assert _param(cmd, old).hidden, f"{command} {old} shows in the help"
-    assert not _param(cmd, new).hidden
-
-
-def test_renamed_options_still_work_with_a_note(curve_csv_file, tmp_path, monkeypatch, capsys):
+def test_the_old_names_of_renamed_options_are_gone(command, old, new, tmp_path, monkeypatch, capsys):
     from test_reliability_inputs import run_in_process   # it imports this module: not at the top
 
-    csv = str(curve_csv_file)
-    common = ["--x", "m", "--y", "err", "--n-boot", "20", "--json"]
-    fit = run_in_process(["fit", csv, *common, "--predict", "1e6"], tmp_path, monkeypatch, capsys)
-    assert fit.returncode == 0, fit.stderr[-2000:]
-    assert fit.stderr.startswith("note: --predict is renamed --size; the old name goes in the next release\n")
-    assert [p["x"] for p in json.loads(fit.stdout)["curves"][0]["predictions"]] == [1e6]
-
-    pred = run_in_process(["predict", "--csv", csv, *common, "--size", "1e6"], tmp_path, monkeypatch, capsys)
-    assert pred.returncode == 0, pred.stderr[-2000:]
-    assert pred.stderr.startswith("note: --csv is renamed") and json.loads(pred.stdout)["csv"] == csv
-
-    two = tmp_path / "two.csv"
-    two.write_text("m,err,arch\n" + "".join(f"{m:g},{a * m ** -b + 0.05:.6g},{name}\n" for name, a, b in
-                                            (("A", 2.0, 0.3), ("B", 3.0, 0.4)) for m in SIZES))
-    cmp = run_in_process(["compare", str(two), *common, "--group", "arch", "--at", "5e4"], tmp_path, monkeypatch, capsys)
-    assert cmp.returncode == 0, cmp.stderr[-2000:]
-    assert cmp.stderr.startswith("note: --at is renamed --size") and [a["x"] for a in json.loads(cmp.stdout)["at"]] == [5e4]
-
-    both = run_cli(["report", "--out", "a", "--out-dir", "b", "--run-id", "x"], cwd=tmp_path)
-    assert both.returncode == 2 and both.stderr.splitlines()[-1] == "error: give --out-dir only (--out is its old name)"
-
-
-@pytest.fixture
-def curve_csv_file(tmp_path) -> Path:
-    path = tmp_path / "curve.csv"
-    path.write_text("m,err\n" + "".join(f"{m:g},{2.0 * m ** -0.3 + 0.05:.6g}\n" for m in SIZES))
-    return path
-
-
-SIZES = (1e3, 2e3, 4e3, 8e3, 16e3, 32e3)
+    cmd = _click_tree()[f"scal {command}"]
+    assert _param(cmd, new) is not None and not _param(cmd, new).hidden
+    assert not any(old in p.opts for p in cmd.params), f"{command} still takes {old}"
+    gone = run_in_process([command, old, "x"], tmp_path, monkeypatch, capsys)
+    (line,) = gone.stderr.splitlines()
+    assert gone.returncode == 2 and line.startswith(f"error: No such option: {old} ") and line.endswith("--help)")
 
 
 def test_verbose_and_quiet_exclude_each_other(tmp_path):

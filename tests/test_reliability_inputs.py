@@ -82,6 +82,15 @@ CASES = [
     (PROCESS, ["fit", "{csv}", "--x", "m", "--y", "err", "--target-error", "nan"], "--target-error must be a positive"),
     (PROCESS, ["ui", "--tracking-uri", "{uri}", "--port", "0"], "--port must be between 1 and 65535"),
     (PROCESS, ["search-size", "--domain", "toy", "--tracking-uri", "{uri}", "--subset-size", "0"], "--subset-size must be at least 1"),
+    # names, data and lists a study cannot use
+    (IN_PROCESS, ["study", "--domain", "nope", "--tracking-uri", "{uri}"], "unknown domain 'nope'"),
+    (IN_PROCESS, ["study", "--domain", "lm", "--data", "/does/not/exist.txt", "--tracking-uri", "{uri}"], "no such file"),
+    (IN_PROCESS, [*STUDY, "--min-subset", "4096", "--n-subsets", "12"], "exceeds the training data"),
+    (IN_PROCESS, ["study", "--domain", "lm", "--unit", "byte", "--tracking-uri", "{uri}"], "no unit 'byte'"),
+    (IN_PROCESS, ["study", "--domain", "toy", "--budget", "huge", "--tracking-uri", "{uri}"], "unknown budget"),
+    (IN_PROCESS, ["analyze", "--run-id", "0123456789abcdef", "--tracking-uri", "{uri}"], "no run"),
+    (IN_PROCESS, [*STUDY, "--width-mults", "a,b"], "--width-mults takes comma-separated floats"),
+    (IN_PROCESS, [*STUDY, "--overfit-ratio", "-1"], "--overfit-ratio must be positive"),
     # a study's counts: 0 is not "the default", and none may exceed what the study can use
     (IN_PROCESS, [*STUDY, "--k-configs", "0"], "--k-configs must be between 1 and 2"),
     (IN_PROCESS, [*STUDY, "--k-configs", "-3"], "--k-configs must be between 1 and 2"),

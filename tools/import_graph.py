@@ -1,5 +1,5 @@
 """The import graph of scal's own packages, read from the source with `ast`, checked against the
-architecture's rules (docs: shared/docs/architecture.md, "Direction of dependencies").
+architecture's rules (docs/architecture.md, "Layers").
 
     python tools/import_graph.py            # exit 0 and "ok" when every rule holds, else 1 and the list
     python tools/import_graph.py --edges    # also print every arrow between packages, with a count
