@@ -379,9 +379,10 @@ def _stop_handlers_kept():
     """The driver's SIGTERM and SIGINT handlers put back after the block (``ray.init``).
 
     ``ray.init`` installs Ray's C++ failure handler for SIGTERM, which prints a stack trace and
-    aborts (exit 134), leaving the study run and its trials RUNNING. Python's own record of the
-    handler (a study's, `scal.interrupts`; else the default) is unchanged, so setting it again
-    reinstates it.
+    aborts (exit 134). Python's own record of the handler is unchanged, so setting it again
+    reinstates whatever the driver had. A study installs its own handlers (`scal.interrupts`)
+    after its executor has started, which would replace Ray's anyway; this is for every other
+    driver (`scal search-size`, a script), which then ends on SIGTERM as it would without Ray.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
