@@ -33,6 +33,7 @@ from scipy.optimize import least_squares
 from scipy.special import stdtrit
 
 from analysis.jsonsafe import json_number
+from analysis.defaults import DEFAULT_LEVEL
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,6 @@ SOFT_L1_SCALE_LOG = 0.1
 LOSSES = ("soft_l1", "huber", "linear")
 # predict() warns when asked further than this factor outside the fitted x span.
 EXTRAPOLATION_WARN_FACTOR = 10.0
-# Coverage of a predictive interval for a new observation when none is asked for.
-DEFAULT_LEVEL = 0.9
 # Every curve needs at least this many distinct x; a form with more parameters needs more.
 MIN_POINTS = 3
 # A bootstrap draws at most this many resamples per requested refit before giving up on the rest.

@@ -29,6 +29,7 @@ import pandas as pd
 from analysis import decision
 from analysis.backtest import backtest
 from analysis.backtest import metrics as backtest_metrics
+from analysis.defaults import DEFAULT_N_BOOT
 from analysis.fit import DEFAULT_LEVEL, CurveFit, FitError, sublinear
 from analysis.forms import fit_model_size
 from analysis.jsonsafe import json_number
@@ -171,7 +172,7 @@ def _costs_at(fits: StudyFits, m: float, m_low: float, m_high: float, level: flo
 # ---------------------------------------------------------------------------------------------
 
 
-def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = 200, out_dir: str | Path | None = None,
+def analyze_study(tracker: StudyTracker, parent_run_id: str, n_boot: int = DEFAULT_N_BOOT, out_dir: str | Path | None = None,
                   form: str = AUTO, holdout: int | None = None, target_error: float | None = None,
                   include_compute_limited: bool = False) -> dict[str, Any]:
     """Read, fit, plot, write the report, log it all to the parent run; return the summary (the

@@ -19,6 +19,7 @@ from scal.names import SQLITE_PREFIX, artifact_location, model_name, safe_name
 
 HTTP_TIMEOUT_S = 3.0          # one request to a tracking server; MLflow's own client retries for minutes
 MAX_FOLDER_NAME_BYTES = 255   # one path component on ext4, APFS, NTFS and most other file systems
+MAX_BOOT = 100_000            # bootstrap resamples: beyond this the interval ends move less than the fit's own noise
 _SQLITE_HEADER = b"SQLite format 3\x00"
 # The schemes MLflow's tracking-store registry knows (its own list, printed when it meets another).
 _HTTP_SCHEMES = ("http", "https")

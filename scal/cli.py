@@ -33,6 +33,7 @@ from typing import Any, Optional, Sequence
 
 import typer
 
+from analysis.defaults import DEFAULT_LEVEL, DEFAULT_N_BOOT
 from analysis.jsonsafe import jsonable
 from scal import checks
 
@@ -163,13 +164,10 @@ def _count(text: str) -> int | None:
         raise typer.BadParameter(f"{text!r} is not an integer") from None
 
 
-MAX_BOOT = 100_000   # bootstrap resamples: beyond this the interval ends move less than the fit's own noise
-
-
 def _check_fit_options(n_boot: int, holdout: int | None, target_error: float | None = None,
                        sizes: Sequence[float] = (), size_option: str = "--size") -> None:
     """The fitting options every analysis command shares, checked before anything is read or written."""
-    checks.count("--n-boot", n_boot, 1, MAX_BOOT)
+    checks.count("--n-boot", n_boot, 1, checks.MAX_BOOT)
     if holdout is not None:
         checks.count("--holdout", holdout, 0, why="the number of largest points held out; 0 holds out none")
     for m in sizes:
@@ -265,6 +263,7 @@ def study(
     lr_mults: Optional[str] = typer.Option(None, help="grid multipliers of the learning rate, e.g. 0.5,1,2"),
     layer_offsets: Optional[str] = typer.Option(None, help="grid offsets of the depth, e.g. 0,1"),
     register: bool = typer.Option(True, help="register each subset's best-fit model in the model registry"),
+    n_boot: int = typer.Option(DEFAULT_N_BOOT, help=N_BOOT_HELP + " of the study's analysis"),
     searcher: str = typer.Option("grid", help="grid (Monte Carlo grid, the paper's) | skopt (Bayesian refinement)"),
     skopt_estimator: str = typer.Option("GP", help="skopt's surrogate: GP, RF or ET"),
     scheduler: str = typer.Option("fifo", help="fifo (every trial runs to its end) | asha (stop poor grid trials early; Ray)"),
@@ -291,7 +290,7 @@ def study(
                           n_seeds=n_seeds, race_keep=race_keep, n_subsets=n_subsets, min_subset=min_subset, max_steps=max_steps,
                           max_epochs=max_epochs, overfit_ratio=overfit_ratio, width_mults=_numbers(width_mults, float, "--width-mults"),
                           lr_mults=_numbers(lr_mults, float, "--lr-mults"),
-                          layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register,
+                          layer_offsets=_numbers(layer_offsets, int, "--layer-offsets"), register=register, n_boot=n_boot,
                           searcher=searcher, skopt_estimator=skopt_estimator, resume=resume, progress=not quiet,
                           executor=_executor(executor, ray_address, cpus_per_trial, threads, gpus_per_trial, max_concurrent,
                                              scheduler))
@@ -365,7 +364,7 @@ def analyze(
     form: str = typer.Option("auto", help=FORM_HELP),
     holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
     target_error: Optional[float] = typer.Option(None, help="also plan the data, model and compute for this error"),
-    n_boot: int = typer.Option(200, help=N_BOOT_HELP),
+    n_boot: int = typer.Option(DEFAULT_N_BOOT, help=N_BOOT_HELP),
     out_dir: Optional[str] = typer.Option(None, help="also write the plots, tables and report.md here"),
     include_compute_limited: bool = typer.Option(False, "--include-compute-limited",
                                                  help="fit the compute-limited subsets too (they are labelled either way)"),
@@ -392,7 +391,7 @@ def report(
     form: str = typer.Option("auto", help=FORM_HELP),
     holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
     target_error: Optional[float] = typer.Option(None, help="also plan the data for this error"),
-    n_boot: int = typer.Option(200, help=N_BOOT_HELP),
+    n_boot: int = typer.Option(DEFAULT_N_BOOT, help=N_BOOT_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
@@ -420,8 +419,8 @@ def fit(
     size: Optional[list[float]] = typer.Option(None, help="predict the error at this size (repeatable)"),
     target_error: Optional[float] = typer.Option(None, help="report the size needed for this error"),
     best_guess: Optional[float] = typer.Option(None, help="best-guess error: leaves out and labels small-data points"),
-    n_boot: int = typer.Option(200, help=N_BOOT_HELP),
-    level: float = typer.Option(0.9, help=LEVEL_HELP),
+    n_boot: int = typer.Option(DEFAULT_N_BOOT, help=N_BOOT_HELP),
+    level: float = typer.Option(DEFAULT_LEVEL, help=LEVEL_HELP),
     jobs: Optional[int] = typer.Option(None, help="processes fitting a CSV's groups at once (default: one per core)"),
     backtest: bool = typer.Option(False, "--backtest", help="refit on the sizes up to max/8 and on all but the largest "
                                   "two; predict the points left out"),
@@ -532,9 +531,9 @@ def surface(
                                                 "parameters and D data, with its predictive interval (repeatable)"),
     backtest: bool = typer.Option(False, "--backtest", help="refit without the largest-compute eighth of the points "
                                   "and predict them: relative error and whether each is inside its interval"),
-    level: float = typer.Option(0.9, help=LEVEL_HELP.replace("at each size", "at each (N, D)")
+    level: float = typer.Option(DEFAULT_LEVEL, help=LEVEL_HELP.replace("at each size", "at each (N, D)")
                                 + "; of --predict, --backtest and the compute sentence"),
-    n_boot: int = typer.Option(200, help=N_BOOT_HELP),
+    n_boot: int = typer.Option(DEFAULT_N_BOOT, help=N_BOOT_HELP),
     run_id: Optional[str] = typer.Option(None, help="fit this study's tuned cells instead of a CSV"),
     experiment: Optional[str] = typer.Option(None, help="the newest study of this experiment instead of a CSV"),
     tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP + " (with --run-id/--experiment)"),
@@ -594,7 +593,7 @@ def compare(
                                                "size every curve reaches, and 10x it"),
     form: str = typer.Option("auto", help="common form of the joint fit: auto (m1 and m2 models) | m1 | m2"),
     n_boot: int = typer.Option(200, help="bootstrap refits of each joint model, for the intervals and p_best"),
-    level: float = typer.Option(0.9, help=LEVEL_HELP + "; also of the crossover's interval"),
+    level: float = typer.Option(DEFAULT_LEVEL, help=LEVEL_HELP + "; also of the crossover's interval"),
     out_dir: Optional[str] = typer.Option(None, help="write comparison.png here (studies: default a temporary "
                                           "folder; the plot is logged to MLflow either way)"),
     tracking_uri: Optional[str] = typer.Option(None, help=READ_STORE_HELP.replace("of the study", "of the studies")),
@@ -653,8 +652,8 @@ def predict_cmd(
     target_error: Optional[float] = typer.Option(None, help="data, model size and compute to reach this error"),
     form: str = typer.Option("auto", help=FORM_HELP),
     holdout: Optional[int] = typer.Option(None, help=HOLDOUT_HELP),
-    n_boot: int = typer.Option(200, help=N_BOOT_HELP),
-    level: float = typer.Option(0.9, help=LEVEL_HELP),
+    n_boot: int = typer.Option(DEFAULT_N_BOOT, help=N_BOOT_HELP),
+    level: float = typer.Option(DEFAULT_LEVEL, help=LEVEL_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
@@ -700,21 +699,21 @@ def predict_cmd(
 def _plan_text(r: dict[str, Any]) -> str:
     lines = [f"form {r['form']}  beta_g {_fmt(r['beta_g'])} [{_fmt(r['beta_g_interval'][0])}, {_fmt(r['beta_g_interval'][1])}]"]
     for p in r["predictions"]:
-        lines.append(f"error at m = {p['m']:.4g}: {_fmt(p['value'])}  {r.get('level', 0.9):.0%} [{_fmt(p['low'])}, {_fmt(p['high'])}]")
+        lines.append(f"error at m = {p['m']:.4g}: {_fmt(p['value'])}  {r.get('level', DEFAULT_LEVEL):.0%} [{_fmt(p['low'])}, {_fmt(p['high'])}]")
     t = r.get("target")
     if t:
         d = t["data"]
         if not d["reachable"]:
             lines.append(f"error {d['target_error']:.4g}: {d['note']}")
         else:
-            lines.append(f"data for error {d['target_error']:.4g}: m = {_fmt(d['m'])}  {r.get('level', 0.9):.0%} "
+            lines.append(f"data for error {d['target_error']:.4g}: m = {_fmt(d['m'])}  {r.get('level', DEFAULT_LEVEL):.0%} "
                          f"[{_fmt(d['low'])}, {_fmt(d['high'])}]"
                          + (f"  ({d['note']})" if d["note"] else ""))
             for key, label in (("n_params", "best-fit model parameters"), ("wall_time_s", "training wall time (s)"),
                                ("units_processed", "units processed"), ("train_flops", "training FLOPs")):
                 if key in t:
                     e = t[key]
-                    lines.append(f"  {label}: {_fmt(e['value'])}  {r.get('level', 0.9):.0%} [{_fmt(e['low'])}, {_fmt(e['high'])}]")
+                    lines.append(f"  {label}: {_fmt(e['value'])}  {r.get('level', DEFAULT_LEVEL):.0%} [{_fmt(e['low'])}, {_fmt(e['high'])}]")
             if "note" in t:
                 lines.append(f"  {t['note']}")
     return "\n".join(lines)

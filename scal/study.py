@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 import domains
 from domains.loop import resolve_device
 from domains.protocol import Domain, DomainData, TrialResult, TrialSpec
+from analysis.defaults import DEFAULT_N_BOOT
 from analysis.fit import MIN_POINTS
 from search.budget import Budget, OverfitCriterion, get_budget
 from search.grid import max_grid_configs
@@ -67,6 +68,7 @@ class StudyConfig:
     lr_mults: tuple[float, ...] | None = None
     layer_offsets: tuple[int, ...] | None = None
     register: bool = True
+    n_boot: int = DEFAULT_N_BOOT             # bootstrap refits of the analysis's intervals
     progress: bool = True
     searcher: str = "grid"                 # grid | skopt
     skopt_estimator: str = "GP"
@@ -154,6 +156,7 @@ def _check_counts(cfg: StudyConfig, budget: Budget, has_depth: bool) -> None:
                  why="the configurations the grid of --width-mults x --lr-mults x --layer-offsets holds")
     checks.count("--n-seeds", budget.n_seeds, 1, MAX_SEEDS)
     checks.count("--threads", cfg.threads, 1, MAX_THREADS)
+    checks.count("--n-boot", cfg.n_boot, 1, checks.MAX_BOOT)
     # A trial may reserve less than a CPU (0.5 packs two tiny trials per core) and still train on
     # its one thread; more threads than the CPUs it reserves would make trials side by side share cores.
     if cfg.executor.resolved_kind() == "ray" and cfg.threads > max(1.0, cfg.executor.cpus_per_trial):
@@ -416,7 +419,7 @@ def _run(p: Prepared, cfg: StudyConfig, tracker: StudyTracker, params: dict[str,
             progress.close()
         if cfg.register and versions:
             registry.set_largest(tracker.client, name, versions[max(versions)])
-        summary = analyze_study(tracker, parent)
+        summary = analyze_study(tracker, parent, n_boot=cfg.n_boot)
     summary.update(
         experiment_id=tracker.experiment_id, parent_run_id=parent, study=p.study, domain=p.domain.name, unit=p.unit,
         budget=p.budget.name, metric=metric.name, tracking_uri=tracker.uri, n_trials=trials.n_trials,
@@ -454,6 +457,8 @@ def _study_params(p: Prepared) -> dict[str, Any]:
         "study.min_width": s.min_width, "study.max_width": s.max_width, "study.base_lr": s.lr,
         "study.searcher": p.settings.searcher + (f":{p.settings.skopt_estimator}" if p.settings.searcher == "skopt" else ""),
         "study.scheduler": p.cfg.executor.scheduler,
+        # the analysis's bootstrap refits: they set its intervals, not its trials
+        "study.n_boot": p.cfg.n_boot,
         "study.metric": p.domain.metric(p.unit).name, "study.best_guess_error": f"{p.data.best_guess_error():.6g}",
     }
     for k, v in asdict(s.train).items():

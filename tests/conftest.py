@@ -44,12 +44,23 @@ def wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 90, log: Path
         time.sleep(0.5)
 
 
-def local_unless_asked(args: list[str]) -> list[str]:
-    """``args`` with ``--executor local`` right after a command that trials run under, unless the
-    test asks for an executor: the in-process executor starts in no time, Ray in seconds."""
-    if args and args[0] in ("study", "search-size") and "--executor" not in args:
-        return [args[0], "--executor", "local", *args[1:]]
-    return list(args)
+# Bootstrap refits of a test study's analysis. The default 200 cost ~20 of a toy smoke study's
+# ~60 s (the loss surface's L-BFGS-B refits); a test that reads the intervals themselves passes its own.
+N_BOOT = 20
+
+
+def cheap_unless_asked(args: list[str], local: bool = True) -> list[str]:
+    """``args`` with, right after a command that trials run under, ``--executor local`` unless the
+    test asks for an executor or ``local`` is false (the in-process executor starts in no time, Ray
+    in seconds) and, for ``study``, ``--n-boot N_BOOT`` unless the test gives one. A test that starts
+    a study itself and resumes it through `run_cli` starts it with these too: ``--n-boot`` is part
+    of the resume key."""
+    if not args or args[0] not in ("study", "search-size"):
+        return list(args)
+    extra = [] if "--executor" in args or not local else ["--executor", "local"]
+    if args[0] == "study" and "--n-boot" not in args:
+        extra += ["--n-boot", str(N_BOOT)]
+    return [args[0], *extra, *args[1:]]
 
 
 def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -59,7 +70,7 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("RAY_ADDRESS", None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "scal", *local_unless_asked(args)], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "scal", *cheap_unless_asked(args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -82,7 +93,7 @@ def lm_study(tmp_path_factory):
     d = tmp_path_factory.mktemp("lm_study")
     uri = sqlite_uri(d)
     cfg = StudyConfig(domain="lm", unit="char", budget="smoke", tracking_uri=uri, device="cpu", progress=False,
-                      executor=ExecutorSettings(kind="local"))
+                      n_boot=N_BOOT, executor=ExecutorSettings(kind="local"))
     import torch
 
     before = torch.get_num_threads()
@@ -167,6 +178,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("integration") or STUDY_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+    # Slow tests first (a stable sort: files and their order kept within each tier). The two test
+    # processes (pyproject's -n 2) take tests in this order, so the minute-long ones start early and
+    # the second-long ones fill the end, instead of one process finishing a run of fault tests alone.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

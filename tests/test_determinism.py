@@ -8,7 +8,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import sqlite_uri
+from conftest import N_BOOT, sqlite_uri
 from scal import keys
 
 # Timings are measurements of the machine, not results of the study.
@@ -48,7 +48,7 @@ def test_a_smoke_study_gives_the_same_numbers_locally_and_on_ray_two_at_once(lm_
     # command on Ray with two trials at once (they finish in another order).
     uri = sqlite_uri(tmp_path)
     cfg = StudyConfig(domain="lm", unit="char", budget="smoke", tracking_uri=uri, device="cpu", progress=False,
-                      executor=ExecutorSettings(kind="ray", max_concurrent=2))
+                      n_boot=N_BOOT, executor=ExecutorSettings(kind="ray", max_concurrent=2))
     before = torch.get_num_threads()
     try:
         again = run_study(cfg)
@@ -84,3 +84,8 @@ def test_threads_is_an_input_of_the_study(tmp_path):
     two = _study_params(prepare(replace(base, threads=2)))
     assert (one["study.threads"], two["study.threads"]) == (1, 2)
     assert fingerprint(one) != fingerprint(two)
+    # The analysis's bootstrap refits are an option too: logged, and a study asked for with
+    # another count is another study (its parent's logged n_boot could not change on resume).
+    three = _study_params(prepare(replace(base, n_boot=50)))
+    assert (one["study.n_boot"], three["study.n_boot"]) == (200, 50)
+    assert fingerprint(one) != fingerprint(three)

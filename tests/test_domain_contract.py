@@ -18,7 +18,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import domains
-from conftest import SMALL_DATA, sqlite_uri
+from conftest import N_BOOT, SMALL_DATA, sqlite_uri
 from domains.protocol import DataError, Domain, DomainData, MetricInfo, TrialSpec
 from scal import keys
 from scal.tracking import result_from_run
@@ -152,7 +152,7 @@ def smoke_study(request, tmp_path, monkeypatch, speech_cache):
         before = torch.get_num_threads()
         try:
             summary = run_study(StudyConfig(domain=name, budget="smoke", tracking_uri=uri, device="cpu", progress=False,
-                                            pool_size=STUDY_POOL.get(name),
+                                            pool_size=STUDY_POOL.get(name), n_boot=N_BOOT,
                                             executor=ExecutorSettings(kind="local")))
         finally:
             torch.set_num_threads(before)

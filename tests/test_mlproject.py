@@ -12,7 +12,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, sqlite_uri
+from conftest import N_BOOT, ROOT, sqlite_uri
 from scal import keys
 
 
@@ -24,7 +24,7 @@ def test_mlflow_run_main_entry_point_local(tmp_path):
     env.pop("MLFLOW_RUN_ID", None)
     proc = subprocess.run(
         [sys.executable, "-m", "mlflow", "run", str(ROOT), "-P", "domain=toy", "-P", "budget=smoke",
-         "--env-manager", "local", "--experiment-name", "mlproject-test"],
+         "-P", f"n_boot={N_BOOT}", "--env-manager", "local", "--experiment-name", "mlproject-test"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(uri, uri)
@@ -36,6 +36,7 @@ def test_mlflow_run_main_entry_point_local(tmp_path):
     assert parent.info.status == "FINISHED"
     assert parent.data.params["domain"] == "toy"                 # the entry point's parameter
     assert parent.data.params["study.domain"] == "toy"           # scal's own record
+    assert parent.data.params["study.n_boot"] == str(N_BOOT)     # passed through to scal study
     children = [r for r in runs if r.data.tags.get(keys.PARENT) == parent.info.run_id]
     assert len(children) >= 4 * 2                                # 4 subsets x K=2 x S=2 at least, plus probes
     assert len(client.get_metric_history(parent.info.run_id, keys.M_BEST_VAL_ERROR)) == 4

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import first_round_watcher, free_port, run_cli, sqlite_uri, wait_http
+from conftest import N_BOOT, cheap_unless_asked, first_round_watcher, free_port, run_cli, sqlite_uri, wait_http
 from scal import keys
 
 pytestmark = pytest.mark.slow   # every test starts a Ray instance (seconds) and most run a study
@@ -85,7 +85,7 @@ def test_two_node_cluster(tmp_path):
         # Trials of a few seconds (lm, larger subsets than smoke's): Tune reuses a warm worker for
         # the next trial, so trials shorter than a new worker's start-up (~2 s) never reach node 2.
         cfg = StudyConfig(domain="lm", unit="char", budget="smoke", tracking_uri=uri, device="cpu", progress=False,
-                          n_subsets=3, min_subset=16384,
+                          n_subsets=3, min_subset=16384, n_boot=N_BOOT,
                           executor=ExecutorSettings(kind="ray", ray_address=cluster.address))
         summary = run_study(cfg)
         assert summary["concurrency"] == 2
@@ -232,7 +232,7 @@ def test_resume_after_sigkill(tmp_path, toy_study):
     """SIGKILL the driver mid-study, run the same command again: the same trials as an
     uninterrupted study, none run twice, none left RUNNING, one registry version per subset."""
     uri = sqlite_uri(tmp_path)
-    cmd = [sys.executable, "-m", "scal", *SMOKE, "--executor", "ray", "--tracking-uri", uri]
+    cmd = [sys.executable, "-m", "scal", *cheap_unless_asked([*SMOKE, "--executor", "ray", "--tracking-uri", uri])]
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI")}
     first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)

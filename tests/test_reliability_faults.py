@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cli, sqlite_uri
+from conftest import cheap_unless_asked, run_cli, sqlite_uri
 from scal import keys
 from scal.faults import EXIT_FAULT
 
@@ -41,7 +41,7 @@ def _env(extra: dict | None = None) -> dict:
 
 
 def _start(args: list[str], cwd: Path, prefix: list[str] = (), env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([*prefix, sys.executable, "-m", "scal", *args], cwd=cwd, env=_env(env),
+    return subprocess.Popen([*prefix, sys.executable, "-m", "scal", *cheap_unless_asked(args, local=False)], cwd=cwd, env=_env(env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import local_unless_asked, run_cli, sqlite_uri
+from conftest import cheap_unless_asked, run_cli, sqlite_uri
 from test_cli import _store_state
 
 PROCESS, IN_PROCESS = "process", "in-process"
@@ -49,7 +49,7 @@ def run_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> Result:
     capsys.readouterr()
     try:
         with pytest.raises(SystemExit) as exited:
-            main(local_unless_asked(args))
+            main(cheap_unless_asked(args))
     finally:
         root.handlers[:], root.level = handlers, level
     out, err = capsys.readouterr()
@@ -98,6 +98,7 @@ CASES = [
     (IN_PROCESS, [*STUDY, "--n-seeds", "0"], "--n-seeds must be between 1 and 100"),
     (IN_PROCESS, [*STUDY, "--n-seeds", "1000"], "--n-seeds must be between 1 and 100"),
     (IN_PROCESS, [*STUDY, "--threads", "0"], "--threads must be between 1 and 1024"),
+    (IN_PROCESS, [*STUDY, "--n-boot", "0"], "--n-boot must be between 1 and 100000"),
     (IN_PROCESS, [*STUDY, "--threads", "4", "--executor", "ray", "--cpus-per-trial", "1"], "--threads 4 is more than"),
     (IN_PROCESS, [*STUDY, "--n-subsets", "0"], "--n-subsets must be at least 3"),
     (IN_PROCESS, [*STUDY, "--n-subsets", "2"], "--n-subsets must be at least 3 (a learning curve is fitted"),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import sqlite_uri
+from conftest import cheap_unless_asked, sqlite_uri
 
 try:
     import psutil
@@ -36,7 +36,8 @@ def _popen_cli(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
     its streams go to cwd/stdout.txt and cwd/stderr.txt (a pipe nobody reads could fill and stall it)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI")}
     with open(cwd / "stdout.txt", "w") as out, open(cwd / "stderr.txt", "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "scal", *args], cwd=cwd, env=env, stdout=out, stderr=err,
+        return subprocess.Popen([sys.executable, "-m", "scal", *cheap_unless_asked(args)], cwd=cwd, env=env,
+                                stdout=out, stderr=err,
                                 **kwargs)
 
 

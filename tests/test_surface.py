@@ -25,7 +25,7 @@ from analysis.forms import fit_model_size
 from analysis.surface import compute_optimal, fit_surface, frontier_n_params, loss_at, validate_points
 from analysis.surface_compare import compare_model_size, intervals_overlap
 from analysis.jsonsafe import jsonable
-from conftest import run_cli, sqlite_uri
+from conftest import N_BOOT, run_cli, sqlite_uri
 from scal import keys
 
 CHINCHILLA = {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}
@@ -760,7 +760,7 @@ def test_lr_grid_study_fits_its_tuned_cells(tmp_path):
     from search.executor import ExecutorSettings
 
     uri = sqlite_uri(tmp_path)
-    cfg = StudyConfig(domain="toy", budget="smoke", tracking_uri=uri, device="cpu", progress=False, register=False,
+    cfg = StudyConfig(domain="toy", budget="smoke", tracking_uri=uri, device="cpu", progress=False, register=False, n_boot=N_BOOT,
                       k_configs=6, n_seeds=2, width_mults=(1.0, 2.0), lr_mults=(0.2, 1.0, 5.0),
                       executor=ExecutorSettings(kind="local"))
     summary = run_study(cfg)   # one thread per trial, the default (`one_thread` says why)
