@@ -35,12 +35,14 @@ PAPER_BETA_G = {("lm", "char"): -0.094, ("lm", "word"): -0.066, ("nmt", None): -
 TARGET_S = 15 * 60
 
 
-def one(domain: str, unit: str | None, budget: str = "quick", after=None, data: str | None = None) -> dict:
+def one(domain: str, unit: str | None, budget: str = "quick", after=None, data: str | None = None,
+        **overrides) -> dict:
     """The study's summary plus ``wall_s``; ``after(uri, summary)`` may read the temporary store
-    (to refit, say) before it is deleted."""
+    (to refit, say) before it is deleted. ``overrides`` are further `StudyConfig` fields."""
     with tempfile.TemporaryDirectory() as d:
         uri = f"sqlite:///{Path(d) / 'mlflow.db'}"
-        cfg = StudyConfig(domain=domain, unit=unit, budget=budget, tracking_uri=uri, progress=False, data=data)
+        cfg = StudyConfig(domain=domain, unit=unit, budget=budget, tracking_uri=uri, progress=False, data=data,
+                          **overrides)
         t0 = time.perf_counter()
         s = run_study(cfg)
         s["wall_s"] = time.perf_counter() - t0

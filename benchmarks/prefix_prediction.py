@@ -2,7 +2,7 @@
 full study measures at m_max (issue 20, item 2).
 
 For each domain the benchmark runs two studies through the library call `scal study` makes, each
-into its own temporary sqlite store:
+into its own temporary sqlite store (`domain_quick.one`):
 
 - the **full** study: the budget's subsets, m_min -> m_max;
 - the **prefix** study: the same smallest subset and 3 fewer doublings (m_min -> m_max/8), with
@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
-import time
-from pathlib import Path
 
 import domains
 from analysis.plan import predict_errors
 from analysis.fit import DEFAULT_LEVEL
+from domain_quick import one as quick_study   # benchmarks/ is on sys.path when a benchmark runs as a script
 from scal.analyze import fit_study
-from scal.study import StudyConfig, run_study
 from scal.tracking import open_client
 
 PREFIX_DOUBLINGS = 3      # m_max/8
@@ -45,25 +42,15 @@ GOAL_REL_ERROR = 0.05
 GOAL_HALF_WIDTH = 0.15
 
 
-def study(domain: str, budget: str, n_subsets: int | None, work: Path) -> tuple[dict, str, float]:
-    """Run one study into a fresh store under ``work``; its summary, store URI and wall seconds."""
-    work.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{work / 'mlflow.db'}"
-    cfg = StudyConfig(domain=domain, budget=budget, tracking_uri=uri, progress=False, n_subsets=n_subsets,
-                      register=False)
-    t0 = time.perf_counter()
-    summary = run_study(cfg)
-    return summary, uri, time.perf_counter() - t0
-
-
 def one(domain: str, budget: str = "quick") -> dict:
     """The prefix prediction of m_max and what the full study measured there."""
     dom = domains.get(domain)
     n_full = dom.scale(budget, domains.default_unit(dom)).n_subsets
-    with tempfile.TemporaryDirectory(prefix="scal-prefix-") as d:
-        full, _, full_s = study(domain, budget, None, Path(d) / "full")
-        prefix, uri, prefix_s = study(domain, budget, n_full - PREFIX_DOUBLINGS, Path(d) / "prefix")
-        fits = fit_study(open_client(uri), prefix["parent_run_id"])
+    full = quick_study(domain, None, budget, register=False)
+    refit: list = []   # the prefix fitted as `scal fit --run-id` fits it, before its store goes
+    prefix = quick_study(domain, None, budget, register=False, n_subsets=n_full - PREFIX_DOUBLINGS,
+                         after=lambda uri, s: refit.append(fit_study(open_client(uri), s["parent_run_id"])))
+    fits = refit[0]
     last = max(full["subsets"], key=lambda p: p["size"])
     m_max = float(last["size"])
     est = predict_errors(fits.selection.fit, [m_max], DEFAULT_LEVEL, name=f"{domain} prefix")[0]
@@ -73,7 +60,7 @@ def one(domain: str, budget: str = "quick") -> dict:
             "prefix_fitted": len(fitted), "form": fits.selection.form, "value": est.value, "low": est.low,
             "high": est.high, "half_width": (est.high - est.low) / 2 / est.value, "measured": measured,
             "rel_error": est.value / measured - 1, "inside": est.low <= measured <= est.high,
-            "compute_limited": last.get("compute_limited") or "", "full_s": full_s, "prefix_s": prefix_s}
+            "compute_limited": last.get("compute_limited") or "", "full_s": full["wall_s"], "prefix_s": prefix["wall_s"]}
 
 
 def verdict(r: dict) -> str:

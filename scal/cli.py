@@ -592,7 +592,7 @@ def compare(
     size: Optional[list[float]] = typer.Option(None, help="compare at this size (repeatable); default: the largest "
                                                "size every curve reaches, and 10x it"),
     form: str = typer.Option("auto", help="common form of the joint fit: auto (m1 and m2 models) | m1 | m2"),
-    n_boot: int = typer.Option(200, help="bootstrap refits of each joint model, for the intervals and p_best"),
+    n_boot: int = typer.Option(DEFAULT_N_BOOT, help="bootstrap refits of each joint model, for the intervals and p_best"),
     level: float = typer.Option(DEFAULT_LEVEL, help=LEVEL_HELP + "; also of the crossover's interval"),
     out_dir: Optional[str] = typer.Option(None, help="write comparison.png here (studies: default a temporary "
                                           "folder; the plot is logged to MLflow either way)"),
